@@ -1,0 +1,42 @@
+//! The closed set of error kinds. Each crate's error decides its kind where it is created.
+
+/// Whose fault an error is and how a client should see it.
+///
+/// `openkvs-api` matches on this exhaustively (no `_` arm), so a new kind forces a decision
+/// about its AWS error code and HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A request member is missing, malformed or out of range (`InvalidArgumentException`, 400).
+    InvalidArgument,
+    /// An ARN does not have the shape of a KVS ARN (`InvalidResourceFormatException`, 400).
+    InvalidResourceFormat,
+    /// The stream or channel does not exist (`ResourceNotFoundException`, 404).
+    NotFound,
+    /// The resource exists already or is in a state that forbids the call (`ResourceInUseException`, 400).
+    InUse,
+    /// `CurrentVersion` does not match the resource's version (`VersionMismatchException`, 400).
+    VersionMismatch,
+    /// A rate or count limit was hit (`ClientLimitExceededException`, 400).
+    LimitExceeded,
+    /// More than 50 tags on one resource (`TagsPerResourceExceededLimitException`, 400).
+    TagsLimitExceeded,
+    /// The caller is authenticated but not allowed to do this (`NotAuthorizedException`, 401).
+    NotAuthorized,
+    /// The stream keeps no data (`NoDataRetentionException`, 400).
+    NoDataRetention,
+    /// The operation exists in KVS but openkvs does not implement it (400).
+    Unsupported,
+    /// No `Authorization` header or presigned query (`MissingAuthenticationTokenException`, 403).
+    MissingAuthentication,
+    /// The `Authorization` header or presigned query is malformed (`IncompleteSignatureException`, 400).
+    IncompleteSignature,
+    /// Unknown access key id or invalid session token (`UnrecognizedClientException`, 403).
+    UnrecognizedClient,
+    /// Signature mismatch or a request outside its time window (`InvalidSignatureException`, 403).
+    InvalidSignature,
+    /// The server failed; the message shown to clients says nothing internal (500).
+    Internal,
+    /// A dependency (disk, database) is unavailable; retrying may help (503).
+    Unavailable,
+}
