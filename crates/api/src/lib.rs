@@ -1,1 +1,266 @@
-//! placeholder
+//! The HTTP edge of openkvs: axum routers, SigV4 authentication, and the mapping of errors to
+//! AWS rest-json errors. Thin by design: handlers validate, call a catalog or store, and shape
+//! the model's output; all protocol logic lives in the crates below.
+//!
+//! Request flow for the JSON operations (`POST /<operation>`):
+//! 1. [`common_headers`] gives every response `x-amzn-RequestId` and `Date`, and logs failures;
+//! 2. [`dispatch`] finds the operation by its exact, case-sensitive path ([`ops::OPERATIONS`]),
+//!    buffers the body (bounded), verifies SigV4 ([`auth::Authenticator`]), checks the
+//!    principal's role, parses the JSON input and calls the handler.
+//!
+//! What it does not do: store anything itself, or parse media.
+#![deny(missing_docs)]
+
+pub mod auth;
+mod control;
+pub mod error;
+pub mod ops;
+mod validate;
+mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use kvs_core::ErrorKind;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub use auth::{Authenticator, Principal, Role};
+pub use error::{ApiError, ApiResult};
+
+/// Server settings the API needs.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Region in ARNs and the one clients sign for (any region is accepted when signing).
+    pub region: String,
+    /// 12-digit account id in ARNs.
+    pub account_id: String,
+    /// Base URL handed out by GetDataEndpoint / GetSignalingChannelEndpoint. `None`: derived
+    /// from the request's `Host` header, so clients get back the address they used.
+    pub public_url: Option<String>,
+    /// Whether this listener speaks TLS (derived URLs use https/wss).
+    pub tls: bool,
+    /// Largest accepted body of a JSON operation.
+    pub max_json_body_bytes: usize,
+}
+
+/// Shared state of all handlers. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The contents of [`AppState`].
+#[derive(Debug)]
+pub struct Inner {
+    /// Streams, channels, tags.
+    pub catalog: Arc<dyn store::Catalog>,
+    /// Settings.
+    pub config: ApiConfig,
+    /// SigV4 verification and credentials.
+    pub auth: Authenticator,
+    started: Instant,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(catalog: Arc<dyn store::Catalog>, config: ApiConfig, auth: Authenticator) -> Self {
+        Self(Arc::new(Inner { catalog, config, auth, started: Instant::now() }))
+    }
+
+    /// The base URL for `scheme` (`http` or `ws`; upgraded to `https`/`wss` under TLS): the
+    /// configured public URL, or else the request's own `Host`.
+    pub(crate) fn base_url(&self, ctx: &RequestCtx, scheme: &str) -> String {
+        if let Some(u) = &self.config.public_url {
+            let u = u.trim_end_matches('/');
+            return match scheme {
+                "ws" => u.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1),
+                _ => u.to_owned(),
+            };
+        }
+        let s = if self.config.tls { format!("{scheme}s") } else { scheme.to_owned() };
+        format!("{s}://{}", ctx.host)
+    }
+}
+
+/// Per-request facts handlers may use.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestCtx {
+    /// `Host` as received.
+    pub host: String,
+    /// Request time, epoch milliseconds.
+    pub now_ms: i64,
+    /// Who is calling.
+    #[allow(dead_code)]
+    pub principal: Principal,
+}
+
+/// Wall-clock time in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .fallback(dispatch)
+        .layer(middleware::from_fn(common_headers))
+        .with_state(state)
+}
+
+async fn health(State(st): State<AppState>) -> Response {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": st.started.elapsed().as_secs(),
+    }))
+    .into_response()
+}
+
+fn rfc7231_date(t: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(t);
+    let f = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.format(&f).expect("valid format")
+}
+
+/// Adds `x-amzn-RequestId` and `Date` to every response (botocore copies the former into
+/// `ResponseMetadata`; the C WebRTC SDK computes clock skew from the latter) and logs failures.
+pub async fn common_headers(req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let start = Instant::now();
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    let h = resp.headers_mut();
+    let idv = HeaderValue::from_str(&id).expect("uuid is ascii");
+    h.insert("x-amzn-RequestId", idv.clone());
+    h.insert("x-amz-RequestId", idv);
+    h.insert(header::DATE, HeaderValue::from_str(&rfc7231_date(SystemTime::now())).expect("ascii"));
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let detail = resp.extensions().get::<error::ErrorDetail>().map(|d| d.0.clone());
+    match detail {
+        Some(d) if status.is_server_error() => {
+            tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), ms, error = %d, "request failed");
+        }
+        Some(d) => tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), ms, error = %d, "request refused"),
+        None => tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), ms, "request"),
+    }
+    resp
+}
+
+fn host_of(parts: &axum::http::request::Parts) -> String {
+    parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+async fn run<I, F, Fut>(st: AppState, ctx: RequestCtx, body: &[u8], f: F) -> ApiResult<Value>
+where
+    I: DeserializeOwned + Default,
+    F: FnOnce(AppState, RequestCtx, I) -> Fut,
+    Fut: Future<Output = ApiResult<Value>>,
+{
+    let input = if body.iter().all(u8::is_ascii_whitespace) {
+        I::default()
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::invalid(format!("the request body is not valid JSON for this operation: {e}")))?
+    };
+    f(st, ctx, input).await
+}
+
+/// Serves every JSON operation by exact path.
+async fn dispatch(State(st): State<AppState>, req: Request<Body>) -> Response {
+    match dispatch_inner(st, req).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn dispatch_inner(st: AppState, req: Request<Body>) -> ApiResult<Value> {
+    let path = req.uri().path().to_owned();
+    let Some(op) = ops::by_path(&path) else {
+        return Err(ApiError::new(
+            ErrorKind::UnknownOperation,
+            format!("{} {path} is not a Kinesis Video Streams operation", req.method()),
+        ));
+    };
+    if req.method() != Method::POST {
+        return Err(ApiError::invalid(format!("{} must be called with POST, not {}", op.name, req.method())));
+    }
+    let (parts, body) = req.into_parts();
+    let limit = st.config.max_json_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(ErrorKind::PayloadTooLarge, format!("{} request bodies are limited to {limit} bytes", op.name))
+    })?;
+    let principal = st.auth.authenticate(&parts, sigv4::PayloadHash::Body(&bytes), now_ms() / 1000)?;
+    if op.mutates && principal.role == Role::Viewer {
+        return Err(ApiError::new(
+            ErrorKind::NotAuthorized,
+            format!("{} is read-only and may not call {}", principal.access_key_id, op.name),
+        ));
+    }
+    if op.support == ops::Support::NotYet {
+        return Err(ApiError::new(ErrorKind::Unsupported, format!("openkvs does not implement {} yet", op.name)));
+    }
+    let ctx = RequestCtx { host: host_of(&parts), now_ms: now_ms(), principal };
+    tracing::trace!(op = op.name, "dispatch");
+    use control as c;
+    match op.name {
+        "CreateStream" => run(st, ctx, &bytes, c::create_stream).await,
+        "DescribeStream" => run(st, ctx, &bytes, c::describe_stream).await,
+        "ListStreams" => run(st, ctx, &bytes, c::list_streams).await,
+        "UpdateStream" => run(st, ctx, &bytes, c::update_stream).await,
+        "UpdateDataRetention" => run(st, ctx, &bytes, c::update_data_retention).await,
+        "DeleteStream" => run(st, ctx, &bytes, c::delete_stream).await,
+        "DescribeStreamStorageConfiguration" => run(st, ctx, &bytes, c::describe_stream_storage).await,
+        "UpdateStreamStorageConfiguration" => run(st, ctx, &bytes, c::update_stream_storage).await,
+        "DescribeImageGenerationConfiguration" | "DescribeNotificationConfiguration" => {
+            run(st, ctx, &bytes, c::describe_unconfigured).await
+        }
+        "DescribeMappedResourceConfiguration" => run(st, ctx, &bytes, c::describe_mapped_resource).await,
+        "GetDataEndpoint" => run(st, ctx, &bytes, c::get_data_endpoint).await,
+        "TagStream" => run(st, ctx, &bytes, c::tag_stream).await,
+        "UntagStream" => run(st, ctx, &bytes, c::untag_stream).await,
+        "ListTagsForStream" => run(st, ctx, &bytes, c::list_tags_for_stream).await,
+        "TagResource" => run(st, ctx, &bytes, c::tag_resource).await,
+        "UntagResource" => run(st, ctx, &bytes, c::untag_resource).await,
+        "ListTagsForResource" => run(st, ctx, &bytes, c::list_tags_for_resource).await,
+        "CreateSignalingChannel" => run(st, ctx, &bytes, c::create_channel).await,
+        "DescribeSignalingChannel" => run(st, ctx, &bytes, c::describe_channel).await,
+        "ListSignalingChannels" => run(st, ctx, &bytes, c::list_channels).await,
+        "UpdateSignalingChannel" => run(st, ctx, &bytes, c::update_channel).await,
+        "DeleteSignalingChannel" => run(st, ctx, &bytes, c::delete_channel).await,
+        "GetSignalingChannelEndpoint" => run(st, ctx, &bytes, c::get_channel_endpoint).await,
+        "DescribeMediaStorageConfiguration" => run(st, ctx, &bytes, c::describe_media_storage).await,
+        other => Err(ApiError::new(
+            ErrorKind::Internal,
+            format!("operation {other} is marked Json in ops.rs but has no handler"),
+        )),
+    }
+}
+
+#[doc(hidden)]
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    ApiError::code_and_status(kind).1
+}

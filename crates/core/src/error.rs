@@ -3,9 +3,8 @@
 /// Whose fault an error is and how a client should see it.
 ///
 /// `openkvs-api` matches on this exhaustively (no `_` arm), so a new kind forces a decision
-/// about its AWS error code and HTTP status.
+/// about its AWS error code and HTTP status. Deliberately not `#[non_exhaustive]` for that reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum ErrorKind {
     /// A request member is missing, malformed or out of range (`InvalidArgumentException`, 400).
     InvalidArgument,
@@ -35,6 +34,12 @@ pub enum ErrorKind {
     UnrecognizedClient,
     /// Signature mismatch or a request outside its time window (`InvalidSignatureException`, 403).
     InvalidSignature,
+    /// The request path names no KVS operation (`UnknownOperationException`, 404).
+    UnknownOperation,
+    /// The request body is larger than the operation allows (`RequestEntityTooLargeException`, 413).
+    PayloadTooLarge,
+    /// A session token that has expired (`ExpiredTokenException`, 403).
+    ExpiredToken,
     /// The server failed; the message shown to clients says nothing internal (500).
     Internal,
     /// A dependency (disk, database) is unavailable; retrying may help (503).

@@ -11,6 +11,6 @@ mod arn;
 mod error;
 mod name;
 
-pub use arn::{Arn, ResourceKind};
+pub use arn::{Arn, ArnError, ResourceKind};
 pub use error::ErrorKind;
 pub use name::{ChannelName, ClientId, NameError, StreamName, is_valid_version};

@@ -1,1 +1,22 @@
-fn main() {}
+//! `openkvs`: a self-hosted server that speaks the Amazon Kinesis Video Streams protocol, and the
+//! client tools that go with it.
+
+mod cli;
+mod config;
+mod credentials;
+mod serve;
+
+use clap::Parser as _;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Serve(args) => {
+            let cfg = config::ServeConfig::resolve(*args)?;
+            serve::init_logging(cfg.log_format);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(serve::run(cfg))
+        }
+        cli::Command::Credentials(cli::CredentialsCommand::Mint(args)) => credentials::mint_command(&args),
+    }
+}

@@ -1,0 +1,94 @@
+//! Resolves `openkvs serve` settings from flags, environment and the TOML file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+use crate::cli::{LogFormat, ServeArgs};
+
+/// The TOML config file. Unknown keys are an error, so typos do not pass silently.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    public_url: Option<String>,
+    region: Option<String>,
+    account_id: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+}
+
+/// Resolved settings.
+#[derive(Debug)]
+pub(crate) struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub public_url: Option<String>,
+    pub region: String,
+    pub account_id: String,
+    pub root_key: Option<(String, String)>,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub log_format: LogFormat,
+}
+
+impl ServeConfig {
+    pub(crate) fn resolve(a: ServeArgs) -> anyhow::Result<Self> {
+        let file = match &a.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing config file {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let region = a.region.or(file.region).unwrap_or_else(|| "us-east-1".into());
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            bail!("--region {region:?} is not a region name like us-east-1");
+        }
+        let account_id = a.account_id.or(file.account_id).unwrap_or_else(|| "123456789012".into());
+        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("--account-id {account_id:?} must be 12 digits");
+        }
+        let public_url = a.public_url.or(file.public_url);
+        if let Some(u) = &public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            bail!("--public-url {u:?} must start with http:// or https://");
+        }
+        if public_url.as_deref().is_some_and(|u| u.contains('?')) {
+            bail!("--public-url must not contain a query");
+        }
+        let root_key = match (a.access_key_id.or(file.access_key_id), a.secret_access_key.or(file.secret_access_key)) {
+            (Some(id), Some(secret)) => {
+                if id.is_empty() || secret.is_empty() {
+                    bail!("the access key id and secret must not be empty");
+                }
+                Some((id, secret))
+            }
+            (None, None) => None,
+            _ => bail!(
+                "set both OPENKVS_ACCESS_KEY_ID and OPENKVS_SECRET_ACCESS_KEY (or both config keys), or neither to use the generated pair"
+            ),
+        };
+        let tls = match (a.tls_cert.or(file.tls_cert), a.tls_key.or(file.tls_key)) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
+        Ok(Self {
+            listen: a.listen.or(file.listen).unwrap_or_else(|| ([127, 0, 0, 1], 8080).into()),
+            data_dir: a.data_dir.or(file.data_dir).unwrap_or_else(|| "./openkvs-data".into()),
+            public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            region,
+            account_id,
+            root_key,
+            tls,
+            log_format: a.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! `openkvs serve`: wiring and the server's life cycle.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogFormat;
+use crate::config::ServeConfig;
+use crate::credentials;
+
+pub(crate) fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Creates the data dir readable by its owner only: it holds video evidence and keys.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).with_context(|| format!("creating data dir {}", dir.display()))
+}
+
+pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    create_private_dir(&cfg.data_dir)?;
+    let catalog = store::SqliteCatalog::open(&cfg.data_dir)
+        .with_context(|| format!("opening the catalog in {}", cfg.data_dir.display()))?;
+    let token_key = credentials::load_or_generate_token_key(&cfg.data_dir)?;
+    let mut auth = api::Authenticator::new(token_key);
+    let mut stdout = std::io::stdout().lock();
+    let (akid, secret, generated) = match &cfg.root_key {
+        Some((id, secret)) => (id.clone(), secret.clone(), false),
+        None => {
+            let (c, new) = credentials::load_or_generate_root(&cfg.data_dir)?;
+            (c.access_key_id, c.secret_access_key, new)
+        }
+    };
+    auth.add_key(akid.clone(), secret.clone(), api::Role::Admin);
+
+    let listener = std::net::TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    let host = if local.ip().is_unspecified() { format!("127.0.0.1:{}", local.port()) } else { local.to_string() };
+    let url = cfg.public_url.clone().unwrap_or_else(|| format!("{scheme}://{host}"));
+
+    let api_cfg = api::ApiConfig {
+        region: cfg.region.clone(),
+        account_id: cfg.account_id.clone(),
+        public_url: cfg.public_url.clone(),
+        tls: cfg.tls.is_some(),
+        max_json_body_bytes: 1 << 20,
+    };
+    let state = api::AppState::new(Arc::new(catalog), api_cfg, auth);
+    let app = api::app(state);
+
+    writeln!(stdout, "openkvs {} listening on {url}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(stdout, "  data dir: {}   region: {}   account: {}", cfg.data_dir.display(), cfg.region, cfg.account_id)?;
+    if generated {
+        let path = cfg.data_dir.join(credentials::ROOT_CREDENTIALS_FILE);
+        writeln!(
+            stdout,
+            "\nGenerated root credentials, saved to {} (mode 0600). Shown once; use them like AWS keys:\n\n  \
+             export AWS_ACCESS_KEY_ID={akid}\n  export AWS_SECRET_ACCESS_KEY={secret}\n  export AWS_DEFAULT_REGION={region}\n  \
+             aws kinesisvideo list-streams --endpoint-url {url}\n\n  \
+             # boto3:\n  boto3.client(\"kinesisvideo\", endpoint_url=\"{url}\", region_name=\"{region}\",\n      \
+             aws_access_key_id=\"{akid}\", aws_secret_access_key=\"{secret}\")\n",
+            path.display(),
+            region = cfg.region,
+        )?;
+    } else if cfg.root_key.is_none() {
+        writeln!(
+            stdout,
+            "  credentials: access key {akid} (secret in {})",
+            cfg.data_dir.join(credentials::ROOT_CREDENTIALS_FILE).display()
+        )?;
+    } else {
+        writeln!(stdout, "  credentials: access key {akid} (from the environment or config file)")?;
+    }
+    drop(stdout);
+    tracing::info!(%url, listen = %local, "openkvs ready");
+
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight (10 s at most)");
+        h.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    let svc = app.into_make_service();
+    match &cfg.tls {
+        None => axum_server::from_tcp(listener).handle(handle).serve(svc).await?,
+        Some((cert, key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
+            axum_server::from_tcp_rustls(listener, tls).handle(handle).serve(svc).await?;
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
