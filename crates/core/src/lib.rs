@@ -9,8 +9,10 @@
 
 mod arn;
 mod error;
+mod fragment;
 mod name;
 
 pub use arn::{Arn, ArnError, ResourceKind};
 pub use error::ErrorKind;
+pub use fragment::{FragmentNumber, FragmentNumberError};
 pub use name::{ChannelName, ClientId, NameError, StreamName, is_valid_version};
