@@ -95,6 +95,10 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             "\nGenerated root credentials, saved to {} (mode 0600). Shown once; use them like AWS keys:\n\n  \
              export AWS_ACCESS_KEY_ID={akid}\n  export AWS_SECRET_ACCESS_KEY={secret}\n  export AWS_DEFAULT_REGION={region}\n  \
              aws kinesisvideo list-streams --endpoint-url {url}\n\n  \
+             # or keep them as an AWS CLI profile (then add --profile openkvs):\n  \
+             aws configure set aws_access_key_id {akid} --profile openkvs\n  \
+             aws configure set aws_secret_access_key {secret} --profile openkvs\n  \
+             aws configure set region {region} --profile openkvs\n\n  \
              # boto3:\n  boto3.client(\"kinesisvideo\", endpoint_url=\"{url}\", region_name=\"{region}\",\n      \
              aws_access_key_id=\"{akid}\", aws_secret_access_key=\"{secret}\")\n",
             path.display(),

@@ -1,0 +1,25 @@
+//! The client subcommands: `openkvs put-media` and `openkvs presign put-media`.
+//!
+//! Every client subcommand resolves its endpoint, credentials and region the same way
+//! ([`aws_config`]: `--endpoint-url`, then the AWS CLI's environment variables and
+//! `~/.aws/{credentials,config}` files) and signs with `openkvs-sigv4`.
+//!
+//! Layout, following the sans-IO rule of STYLE.md §2:
+//!
+//! - [`cutter`] (pure): cuts an MKV byte stream into a replayable stream header and clusters.
+//! - [`upload`] (pure): what is buffered, sent and acknowledged; where to resume after a
+//!   reconnect.
+//! - [`ack`] (pure): PutMedia ACK JSON objects out of the response body.
+//! - [`put_media`]: the async shell — one full-duplex HTTP/1.1 connection at a time, reconnects,
+//!   pacing, progress and summary.
+//! - [`http`]: TCP/TLS connection setup and the channel-fed request body.
+//! - [`presign`]: presigned PutMedia URLs for ffmpeg and GStreamer.
+
+pub(crate) mod ack;
+pub(crate) mod aws_config;
+pub(crate) mod cutter;
+pub(crate) mod duration;
+pub(crate) mod http;
+pub(crate) mod presign;
+pub(crate) mod put_media;
+pub(crate) mod upload;

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The project's test command (README: ./tests/run.sh), also what CI runs (.ci/run).
+#
+# Idempotent; works on a fresh Debian machine as root: installs what the tests need, builds the
+# workspace (debug), checks formatting and clippy, runs the Rust tests and the end-to-end suite
+# (tests/e2e, pytest driving the real `openkvs` binary with boto3 and the AWS CLI).
+#
+# Environment:
+#   OPENKVS_SKIP_INSTALL=1   skip apt-get and pip (fast local reruns)
+#   PYTEST_ARGS="..."        extra arguments for pytest, e.g. PYTEST_ARGS="-k auth -x"
+#
+# Prints the time of each phase and exits non-zero if any phase failed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Debian packages the tests need. Other issues append here (ffmpeg, gstreamer, chromium, ...).
+APT_PACKAGES=(
+  python3
+  python3-venv
+)
+
+VENV="$ROOT/.venv"
+OUT="$ROOT/tests/out"
+mkdir -p "$OUT"
+
+SUMMARY=()
+FAILED=0
+TOTAL_START=$SECONDS
+
+# phase NAME CMD...: run CMD, print its duration, remember the outcome. Returns CMD's status.
+phase() {
+  local name=$1
+  shift
+  local start=$SECONDS rc=0
+  echo
+  echo "==> [$name] $*"
+  "$@" || rc=$?
+  local took=$((SECONDS - start))
+  if [ "$rc" -eq 0 ]; then
+    SUMMARY+=("$(printf '  %-8s %-10s %5ss' ok "$name" "$took")")
+    echo "<== [$name] ok (${took}s)"
+  else
+    SUMMARY+=("$(printf '  %-8s %-10s %5ss  (exit %s)' FAILED "$name" "$took" "$rc")")
+    echo "<== [$name] FAILED with exit code $rc (${took}s)"
+    FAILED=1
+  fi
+  return "$rc"
+}
+
+finish() {
+  echo
+  echo "==> summary (total $((SECONDS - TOTAL_START))s)"
+  printf '%s\n' "${SUMMARY[@]}"
+  if [ -s "$OUT/pytest-summary.txt" ]; then
+    # pytest's closing line, repeated last so that it is the last thing printed
+    cat "$OUT/pytest-summary.txt"
+  fi
+  if [ "$FAILED" -ne 0 ]; then
+    echo "tests/run.sh: FAILED"
+    exit 1
+  fi
+  echo "tests/run.sh: all phases passed"
+  exit 0
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    echo "need root (or sudo) to run: $*" >&2
+    return 1
+  fi
+}
+
+install_apt() {
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "not a Debian system (no dpkg-query): install by hand: ${APT_PACKAGES[*]}"
+    return 0
+  fi
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+      # A python3 that already makes venvs with pip (e.g. pyenv's) needs no Debian python.
+      if [[ "$p" == python3 || "$p" == python3-venv ]] &&
+        python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        continue
+      fi
+      missing+=("$p")
+    fi
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    echo "apt: nothing to install (${APT_PACKAGES[*]})"
+    return 0
+  fi
+  echo "apt: installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_venv() {
+  if [ -e "$VENV" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    echo "venv: $VENV is broken, recreating"
+    rm -rf "$VENV"
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+  fi
+  local stamp="$VENV/.openkvs-tests-requirements.sha256" want
+  want="$(sha256sum tests/requirements.txt | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] &&
+    "$VENV/bin/python" -c 'import boto3, pytest, requests, awscli' >/dev/null 2>&1; then
+    echo "pip: tests/requirements.txt unchanged, nothing to install"
+    return 0
+  fi
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+  echo "$want" >"$stamp"
+  "$VENV/bin/python" -m pip list --disable-pip-version-check 2>/dev/null |
+    grep -iE '^(boto3|botocore|awscli|pytest|requests) ' || true
+}
+
+rust_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-tests=warn
+  else
+    echo "cargo-nextest not found; falling back to cargo test"
+    cargo test --workspace
+  fi
+}
+
+e2e_tests() {
+  local py
+  if [ -x "$VENV/bin/python" ]; then
+    py="$VENV/bin/python"
+  else
+    py="python3"
+  fi
+  # Put the venv's `aws` first on PATH for the CLI tests.
+  local rc
+  rm -f "$OUT/pytest.rc"
+  {
+    # shellcheck disable=SC2086 # PYTEST_ARGS is split on purpose
+    PATH="$(dirname "$py"):$PATH" "$py" -m pytest tests/e2e -q ${PYTEST_ARGS:-}
+    echo $? >"$OUT/pytest.rc"
+  } 2>&1 | tee "$OUT/pytest.log"
+  rc="$(cat "$OUT/pytest.rc" 2>/dev/null || echo 1)"
+  grep -E '^(=+ )?[0-9]+ (passed|failed|error|errors|skipped)|no tests ran' "$OUT/pytest.log" |
+    tail -n 1 | sed -e 's/^=* *//' -e 's/ *=*$//' >"$OUT/pytest-summary.txt" || true
+  return "$rc"
+}
+
+rm -f "$OUT/pytest-summary.txt"
+
+if [ "${OPENKVS_SKIP_INSTALL:-0}" = "1" ]; then
+  echo "OPENKVS_SKIP_INSTALL=1: skipping apt-get and pip"
+else
+  phase apt install_apt || finish
+  phase pip install_venv || finish
+fi
+
+phase build cargo build --workspace --all-targets || finish
+phase fmt cargo fmt --all -- --check || true
+phase clippy cargo clippy --workspace --all-targets -- -D warnings || true
+phase cargo-test rust_tests || true
+phase e2e e2e_tests || true
+
+finish
