@@ -125,10 +125,10 @@ install_venv() {
 
 rust_tests() {
   if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-tests=warn
+    cargo nextest run --workspace --no-fail-fast --no-tests=warn
   else
     echo "cargo-nextest not found; falling back to cargo test"
-    cargo test --workspace
+    cargo test --workspace --no-fail-fast
   fi
 }
 

@@ -290,6 +290,11 @@ def expect_error(fn, code: str | tuple[str, ...], status: int | tuple[int, ...],
             f"{op}({kwargs}) expected {'/'.join(codes)} HTTP {'/'.join(map(str, statuses))}, "
             f"got {got_code} HTTP {got_status}: {msg!r}; headers="
             f"{e.response.get('ResponseMetadata', {}).get('HTTPHeaders')}")
+        assert msg, f"{op}: {got_code} has an empty message; errors carry Message/message"
+        headers = e.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        assert headers.get("x-amzn-errortype", "").split(":")[0] == got_code, (
+            f"{op}: error responses carry x-amzn-ErrorType: {got_code}; headers={headers}")
+        assert headers.get("x-amzn-requestid"), f"{op}: error without x-amzn-RequestId"
         return e
     result = dict(result or {})
     result.pop("ResponseMetadata", None)

@@ -48,6 +48,20 @@ def test_wrong_secret(server):
         f"InvalidSignatureException message {msg!r}"
 
 
+def test_any_signing_region_accepted(server, name):
+    """Clients sign with their configured region; the server accepts the scope's region."""
+    c = kvs_client(server.endpoint, region="eu-west-1")
+    c.list_streams(MaxResults=1)
+
+
+def test_wrong_signing_service_rejected(server):
+    r = signed_request(server.endpoint, "/listStreams", service="kinesis")
+    etype, msg = raw_error(r)
+    assert r.status_code in (400, 403) and etype, \
+        f"a request signed for service 'kinesis' must be rejected with a typed error, " \
+        f"got HTTP {r.status_code} {etype} {r.text!r}"
+
+
 def test_body_tampered_after_signing(server):
     r = signed_request(server.endpoint, "/listStreams", b'{"MaxResults": 1}',
                        tamper_body=b'{"MaxResults": 2}')

@@ -66,6 +66,26 @@ def test_create_stream_bad_name_is_invalid_argument(kvs, bad):
     expect_error(kvs.create_stream, "InvalidArgumentException", 400, StreamName=bad)
 
 
+@pytest.mark.parametrize("field,value", [
+    ("MediaType", "not a media type"),
+    ("MediaType", "video"),
+    ("DeviceName", "bad device!"),
+    ("DataRetentionInHours", 87601),
+])
+def test_create_stream_bad_members_are_invalid_argument(kvs, field, value):
+    name = unique("badm")
+    expect_error(kvs.create_stream, "InvalidArgumentException", 400,
+                 StreamName=name, **{field: value})
+    expect_error(kvs.describe_stream, "ResourceNotFoundException", 404, StreamName=name)
+
+
+def test_create_stream_bad_tags_are_invalid_argument(kvs):
+    expect_error(kvs.create_stream, "InvalidArgumentException", 400,
+                 StreamName=unique("badt"), Tags={"k" * 129: "v"})
+    expect_error(kvs.create_stream, "InvalidArgumentException", 400,
+                 StreamName=unique("badt"), Tags={"k": "v" * 257})
+
+
 def test_create_stream_too_many_tags(kvs, name):
     tags = {f"k{i}": "v" for i in range(51)}
     expect_error(kvs.create_stream, "TagsPerResourceExceededLimitException", 400,
@@ -187,6 +207,11 @@ def test_update_stream_stale_version(kvs, stream):
     assert describe(kvs, StreamName=name)["MediaType"] == "video/h265"
 
 
+def test_update_stream_needs_name_or_arn(kvs):
+    expect_error(kvs.update_stream, "InvalidArgumentException", 400, CurrentVersion="abc",
+                 MediaType="video/h264")
+
+
 def test_update_stream_missing(kvs):
     expect_error(kvs.update_stream, "ResourceNotFoundException", 404,
                  StreamName=unique("missing"), CurrentVersion="abc", MediaType="video/h264")
@@ -247,6 +272,7 @@ def test_delete_stream(kvs, stream):
     # the name can be reused; the new stream has a new ARN
     arn2 = kvs.create_stream(StreamName=name)["StreamARN"]
     assert re.match(stream_arn_regex(name), arn2)
+    assert arn2 != arn, "a re-created stream must get a new ARN (creation time differs)"
     assert describe(kvs, StreamName=name)["StreamARN"] == arn2
 
 
