@@ -153,6 +153,36 @@ e2e_tests() {
   return "$rc"
 }
 
+# The sans-IO core crates must not pull in an async runtime, HTTP stack or filesystem layer
+# (STYLE.md section 1).
+layering_check() {
+  local c bad=0
+  for c in openkvs-core openkvs-mkv openkvs-signaling openkvs-sigv4; do
+    if cargo tree -p "$c" -e normal --prefix none 2>/dev/null | grep -qE '^(tokio|hyper|axum|rusqlite) '; then
+      echo "$c depends on tokio/hyper/axum/rusqlite:"
+      cargo tree -p "$c" -e normal -i tokio 2>/dev/null | head -5 || true
+      bad=1
+    else
+      echo "$c: no tokio/hyper/axum/rusqlite"
+    fi
+  done
+  return "$bad"
+}
+
+# Fuzz targets are built (not run) on the stable toolchain: libfuzzer-sys compiles there; running
+# them needs nightly + cargo-fuzz (see crates/fuzz/README.md).
+fuzz_build() {
+  CARGO_TARGET_DIR="$ROOT/target/fuzz-build" cargo build --manifest-path crates/fuzz/Cargo.toml --bins || return
+  # A short smoke run of each target over a corpus seeded from samples/ (no coverage
+  # instrumentation on stable: this proves the targets run, the nightly job does the search).
+  local t corpus
+  for t in mkv_parse mkv_parse_split putmedia_session; do
+    corpus="$OUT/fuzz-corpus/$t"
+    mkdir -p "$corpus" && cp samples/*.mkv "$corpus/"
+    "$ROOT/target/fuzz-build/debug/$t" -runs=2000 -max_total_time=20 "$corpus" 2>&1 | tail -n 1 || return
+  done
+}
+
 rm -f "$OUT/pytest-summary.txt"
 
 if [ "${OPENKVS_SKIP_INSTALL:-0}" = "1" ]; then
@@ -165,6 +195,8 @@ fi
 phase build cargo build --workspace --all-targets || finish
 phase fmt cargo fmt --all -- --check || true
 phase clippy cargo clippy --workspace --all-targets -- -D warnings || true
+phase layering layering_check || true
+phase fuzz-build fuzz_build || true
 phase cargo-test rust_tests || true
 phase e2e e2e_tests || true
 
