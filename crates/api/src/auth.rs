@@ -87,7 +87,9 @@ pub struct Authenticator {
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print secrets.
-        f.debug_struct("Authenticator").field("access_key_ids", &self.keys.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+        f.debug_struct("Authenticator")
+            .field("access_key_ids", &self.keys.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
@@ -120,8 +122,19 @@ impl Authenticator {
     }
 
     /// Adds a long-lived key pair.
-    pub fn add_key(&mut self, access_key_id: impl Into<String>, secret: impl Into<String>, role: Role) {
-        self.keys.insert(access_key_id.into(), RootKey { secret: secret.into(), role });
+    pub fn add_key(
+        &mut self,
+        access_key_id: impl Into<String>,
+        secret: impl Into<String>,
+        role: Role,
+    ) {
+        self.keys.insert(
+            access_key_id.into(),
+            RootKey {
+                secret: secret.into(),
+                role,
+            },
+        );
     }
 
     /// Mints temporary credentials valid for `ttl_secs` from `now_unix`.
@@ -135,15 +148,30 @@ impl Authenticator {
         let (akid, secret) = self.derive(&claims);
         let expiration = time::OffsetDateTime::from_unix_timestamp(expires)
             .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
             .unwrap_or_default();
-        TempCredentials { access_key_id: akid, secret_access_key: secret, session_token: token, expiration, expires_unix: expires }
+        TempCredentials {
+            access_key_id: akid,
+            secret_access_key: secret,
+            session_token: token,
+            expiration,
+            expires_unix: expires,
+        }
     }
 
     fn derive(&self, claims: &str) -> (String, String) {
         const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
         let a = mac(&self.token_key, &[b"akid", claims.as_bytes()]);
-        let akid = format!("ASIA{}", a.iter().take(16).map(|b| B32[usize::from(b % 32)] as char).collect::<String>());
+        let akid = format!(
+            "ASIA{}",
+            a.iter()
+                .take(16)
+                .map(|b| B32[usize::from(b % 32)] as char)
+                .collect::<String>()
+        );
         let s = mac(&self.token_key, &[b"secret", claims.as_bytes()]);
         let secret = base64::engine::general_purpose::STANDARD.encode(&s)[..40].to_owned();
         (akid, secret)
@@ -167,24 +195,45 @@ impl Authenticator {
     }
 
     /// Verifies a request (header-signed or presigned) and returns its principal.
-    pub fn authenticate(&self, parts: &Parts, payload: sigv4::PayloadHash<'_>, now_unix: i64) -> ApiResult<Principal> {
+    pub fn authenticate(
+        &self,
+        parts: &Parts,
+        payload: sigv4::PayloadHash<'_>,
+        now_unix: i64,
+    ) -> ApiResult<Principal> {
         let headers: Vec<(String, &str)> = parts
             .headers
             .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v)))
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_ascii_lowercase(), v))
+            })
             .collect();
-        let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let header_refs: Vec<(&str, &str)> =
+            headers.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let req = sigv4::Request {
             method: parts.method.as_str(),
             path: parts.uri.path(),
             query: parts.uri.query().unwrap_or(""),
             headers: &header_refs,
         };
-        let lookup = Lookup { auth: self, now_unix, failure: RefCell::new(None), role: RefCell::new(None) };
+        let lookup = Lookup {
+            auth: self,
+            now_unix,
+            failure: RefCell::new(None),
+            role: RefCell::new(None),
+        };
         match sigv4::verify(&req, payload, now_unix, &self.cfg, &lookup) {
             Ok(v) => {
-                let role = lookup.role.borrow().expect("lookup succeeded, so it set the role");
-                Ok(Principal { access_key_id: v.access_key_id, role })
+                let role = lookup
+                    .role
+                    .borrow()
+                    .expect("lookup succeeded, so it set the role");
+                Ok(Principal {
+                    access_key_id: v.access_key_id,
+                    role,
+                })
             }
             Err(e) => Err(lookup.failure.take().unwrap_or_else(|| auth_error(&e))),
         }
@@ -212,10 +261,16 @@ struct Lookup<'a> {
 }
 
 impl sigv4::CredentialLookup for Lookup<'_> {
-    fn secret_for(&self, access_key_id: &str, session_token: Option<&str>) -> Result<sigv4::SecretKey, sigv4::AuthError> {
+    fn secret_for(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+    ) -> Result<sigv4::SecretKey, sigv4::AuthError> {
         let unrecognized = |msg: &str| {
             *self.failure.borrow_mut() = Some(ApiError::new(ErrorKind::UnrecognizedClient, msg));
-            Err(sigv4::AuthError::UnknownAccessKey { access_key_id: access_key_id.to_owned() })
+            Err(sigv4::AuthError::UnknownAccessKey {
+                access_key_id: access_key_id.to_owned(),
+            })
         };
         match session_token {
             None => match self.auth.keys.get(access_key_id) {
@@ -223,10 +278,12 @@ impl sigv4::CredentialLookup for Lookup<'_> {
                     *self.role.borrow_mut() = Some(k.role);
                     Ok(sigv4::SecretKey::new(k.secret.clone()))
                 }
-                None if access_key_id.starts_with("ASIA") => {
-                    unrecognized("Temporary credentials need their session token (X-Amz-Security-Token).")
-                }
-                None => Err(sigv4::AuthError::UnknownAccessKey { access_key_id: access_key_id.to_owned() }),
+                None if access_key_id.starts_with("ASIA") => unrecognized(
+                    "Temporary credentials need their session token (X-Amz-Security-Token).",
+                ),
+                None => Err(sigv4::AuthError::UnknownAccessKey {
+                    access_key_id: access_key_id.to_owned(),
+                }),
             },
             Some(token) => {
                 let Some((claims, role, expires)) = self.auth.open_token(token) else {
@@ -234,14 +291,18 @@ impl sigv4::CredentialLookup for Lookup<'_> {
                 };
                 let (akid, secret) = self.auth.derive(&claims);
                 if akid != access_key_id {
-                    return unrecognized("The security token included in the request does not belong to this access key id.");
+                    return unrecognized(
+                        "The security token included in the request does not belong to this access key id.",
+                    );
                 }
                 if expires <= self.now_unix {
                     *self.failure.borrow_mut() = Some(ApiError::new(
                         ErrorKind::ExpiredToken,
                         "The security token included in the request is expired; mint new credentials.",
                     ));
-                    return Err(sigv4::AuthError::InvalidSessionToken { access_key_id: access_key_id.to_owned() });
+                    return Err(sigv4::AuthError::InvalidSessionToken {
+                        access_key_id: access_key_id.to_owned(),
+                    });
                 }
                 *self.role.borrow_mut() = Some(role);
                 Ok(sigv4::SecretKey::new(secret))

@@ -27,7 +27,11 @@ pub struct ErrorDetail(pub Arc<String>);
 impl ApiError {
     /// An error with a message the client will read.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), source: None }
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// `InvalidArgumentException`.
@@ -62,13 +66,21 @@ impl ApiError {
             K::InUse => ("ResourceInUseException", StatusCode::BAD_REQUEST),
             K::VersionMismatch => ("VersionMismatchException", StatusCode::BAD_REQUEST),
             K::LimitExceeded => ("ClientLimitExceededException", StatusCode::BAD_REQUEST),
-            K::TagsLimitExceeded => ("TagsPerResourceExceededLimitException", StatusCode::BAD_REQUEST),
+            K::TagsLimitExceeded => (
+                "TagsPerResourceExceededLimitException",
+                StatusCode::BAD_REQUEST,
+            ),
             K::NotAuthorized => ("NotAuthorizedException", StatusCode::UNAUTHORIZED),
             K::NoDataRetention => ("NoDataRetentionException", StatusCode::BAD_REQUEST),
             K::Unsupported => ("UnsupportedOperationException", StatusCode::BAD_REQUEST),
             K::UnknownOperation => ("UnknownOperationException", StatusCode::NOT_FOUND),
-            K::PayloadTooLarge => ("RequestEntityTooLargeException", StatusCode::PAYLOAD_TOO_LARGE),
-            K::MissingAuthentication => ("MissingAuthenticationTokenException", StatusCode::FORBIDDEN),
+            K::PayloadTooLarge => (
+                "RequestEntityTooLargeException",
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            K::MissingAuthentication => {
+                ("MissingAuthenticationTokenException", StatusCode::FORBIDDEN)
+            }
             K::IncompleteSignature => ("IncompleteSignatureException", StatusCode::BAD_REQUEST),
             K::UnrecognizedClient => ("UnrecognizedClientException", StatusCode::FORBIDDEN),
             K::InvalidSignature => ("InvalidSignatureException", StatusCode::FORBIDDEN),
@@ -86,7 +98,11 @@ impl From<store::Error> for ApiError {
             ErrorKind::Internal | ErrorKind::Unavailable => String::new(),
             _ => e.to_string(),
         };
-        Self { kind, message, source: Some(Box::new(e)) }
+        Self {
+            kind,
+            message,
+            source: Some(Box::new(e)),
+        }
     }
 }
 
@@ -96,7 +112,9 @@ impl IntoResponse for ApiError {
         let message = if status.is_server_error() {
             // 5xx bodies say nothing internal; the detail is logged by the middleware.
             match self.kind {
-                ErrorKind::Unavailable => "The service is temporarily unavailable; retry with backoff.".to_owned(),
+                ErrorKind::Unavailable => {
+                    "The service is temporarily unavailable; retry with backoff.".to_owned()
+                }
                 _ => "An internal error occurred; the server log has the details.".to_owned(),
             }
         } else {
@@ -108,7 +126,8 @@ impl IntoResponse for ApiError {
         h.insert("x-amzn-ErrorType", HeaderValue::from_static(code));
         h.insert("x-amz-ErrorType", HeaderValue::from_static(code));
         let mut detail = format!("{code}: {}", self.message);
-        let mut src: Option<&(dyn std::error::Error + 'static)> = self.source.as_deref().map(|e| e as _);
+        let mut src: Option<&(dyn std::error::Error + 'static)> =
+            self.source.as_deref().map(|e| e as _);
         while let Some(e) = src {
             detail.push_str(": ");
             detail.push_str(&e.to_string());

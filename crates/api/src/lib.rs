@@ -14,6 +14,9 @@
 pub mod auth;
 mod control;
 pub mod error;
+pub mod live;
+mod media;
+pub mod retention;
 pub mod ops;
 mod validate;
 mod wire;
@@ -65,6 +68,10 @@ pub struct Inner {
     pub config: ApiConfig,
     /// SigV4 verification and credentials.
     pub auth: Authenticator,
+    /// Fragment index and media bytes.
+    pub fragments: Arc<dyn store::FragmentStore>,
+    /// Live notifications, producers, retention-0 buffers.
+    pub live: Arc<live::Hub>,
     started: Instant,
 }
 
@@ -77,8 +84,20 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Builds the state.
-    pub fn new(catalog: Arc<dyn store::Catalog>, config: ApiConfig, auth: Authenticator) -> Self {
-        Self(Arc::new(Inner { catalog, config, auth, started: Instant::now() }))
+    pub fn new(
+        catalog: Arc<dyn store::Catalog>,
+        fragments: Arc<dyn store::FragmentStore>,
+        config: ApiConfig,
+        auth: Authenticator,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            catalog,
+            config,
+            auth,
+            fragments,
+            live: Arc::default(),
+            started: Instant::now(),
+        }))
     }
 
     /// The base URL for `scheme` (`http` or `ws`; upgraded to `https`/`wss` under TLS): the
@@ -87,11 +106,17 @@ impl AppState {
         if let Some(u) = &self.config.public_url {
             let u = u.trim_end_matches('/');
             return match scheme {
-                "ws" => u.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1),
+                "ws" => u
+                    .replacen("https://", "wss://", 1)
+                    .replacen("http://", "ws://", 1),
                 _ => u.to_owned(),
             };
         }
-        let s = if self.config.tls { format!("{scheme}s") } else { scheme.to_owned() };
+        let s = if self.config.tls {
+            format!("{scheme}s")
+        } else {
+            scheme.to_owned()
+        };
         format!("{s}://{}", ctx.host)
     }
 }
@@ -110,7 +135,9 @@ pub(crate) struct RequestCtx {
 
 /// Wall-clock time in epoch milliseconds.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The whole HTTP application.
@@ -151,15 +178,25 @@ pub async fn common_headers(req: Request, next: Next) -> Response {
     let idv = HeaderValue::from_str(&id).expect("uuid is ascii");
     h.insert("x-amzn-RequestId", idv.clone());
     h.insert("x-amz-RequestId", idv);
-    h.insert(header::DATE, HeaderValue::from_str(&rfc7231_date(SystemTime::now())).expect("ascii"));
+    h.insert(
+        header::DATE,
+        HeaderValue::from_str(&rfc7231_date(SystemTime::now())).expect("ascii"),
+    );
     let ms = start.elapsed().as_secs_f64() * 1000.0;
-    let detail = resp.extensions().get::<error::ErrorDetail>().map(|d| d.0.clone());
+    let detail = resp
+        .extensions()
+        .get::<error::ErrorDetail>()
+        .map(|d| d.0.clone());
     match detail {
         Some(d) if status.is_server_error() => {
             tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), ms, error = %d, "request failed");
         }
-        Some(d) => tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), ms, error = %d, "request refused"),
-        None => tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), ms, "request"),
+        Some(d) => {
+            tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), ms, error = %d, "request refused")
+        }
+        None => {
+            tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), ms, "request")
+        }
     }
     resp
 }
@@ -174,71 +211,132 @@ fn host_of(parts: &axum::http::request::Parts) -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+fn parse_input<I: DeserializeOwned + Default>(body: &[u8]) -> ApiResult<I> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(I::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(format!(
+            "the request body is not valid JSON for this operation: {e}"
+        ))
+    })
+}
+
 async fn run<I, F, Fut>(st: AppState, ctx: RequestCtx, body: &[u8], f: F) -> ApiResult<Value>
 where
     I: DeserializeOwned + Default,
     F: FnOnce(AppState, RequestCtx, I) -> Fut,
     Fut: Future<Output = ApiResult<Value>>,
 {
-    let input = if body.iter().all(u8::is_ascii_whitespace) {
-        I::default()
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::invalid(format!("the request body is not valid JSON for this operation: {e}")))?
-    };
-    f(st, ctx, input).await
+    f(st, ctx, parse_input(body)?).await
 }
 
-/// Serves every JSON operation by exact path.
+async fn stream_op<I, F, Fut>(
+    st: AppState,
+    ctx: RequestCtx,
+    body: &[u8],
+    f: F,
+) -> ApiResult<Response>
+where
+    I: DeserializeOwned + Default,
+    F: FnOnce(AppState, RequestCtx, I) -> Fut,
+    Fut: Future<Output = ApiResult<Response>>,
+{
+    f(st, ctx, parse_input(body)?).await
+}
+
+/// Serves every operation by exact path.
 async fn dispatch(State(st): State<AppState>, req: Request<Body>) -> Response {
     match dispatch_inner(st, req).await {
-        Ok(v) => axum::Json(v).into_response(),
+        Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn dispatch_inner(st: AppState, req: Request<Body>) -> ApiResult<Value> {
+async fn dispatch_inner(st: AppState, req: Request<Body>) -> ApiResult<Response> {
     let path = req.uri().path().to_owned();
     let Some(op) = ops::by_path(&path) else {
         return Err(ApiError::new(
             ErrorKind::UnknownOperation,
-            format!("{} {path} is not a Kinesis Video Streams operation", req.method()),
+            format!(
+                "{} {path} is not a Kinesis Video Streams operation",
+                req.method()
+            ),
         ));
     };
     if req.method() != Method::POST {
-        return Err(ApiError::invalid(format!("{} must be called with POST, not {}", op.name, req.method())));
+        return Err(ApiError::invalid(format!(
+            "{} must be called with POST, not {}",
+            op.name,
+            req.method()
+        )));
     }
     let (parts, body) = req.into_parts();
+    if op.support == ops::Support::Route {
+        // PutMedia: the body is a stream, verified with the empty-payload hash (§14.3).
+        return media::put_media(st, parts, body).await;
+    }
     let limit = st.config.max_json_body_bytes;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(ErrorKind::PayloadTooLarge, format!("{} request bodies are limited to {limit} bytes", op.name))
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("{} request bodies are limited to {limit} bytes", op.name),
+        )
     })?;
-    let principal = st.auth.authenticate(&parts, sigv4::PayloadHash::Body(&bytes), now_ms() / 1000)?;
+    let principal =
+        st.auth
+            .authenticate(&parts, sigv4::PayloadHash::Body(&bytes), now_ms() / 1000)?;
     if op.mutates && principal.role == Role::Viewer {
         return Err(ApiError::new(
             ErrorKind::NotAuthorized,
-            format!("{} is read-only and may not call {}", principal.access_key_id, op.name),
+            format!(
+                "{} is read-only and may not call {}",
+                principal.access_key_id, op.name
+            ),
         ));
     }
     if op.support == ops::Support::NotYet {
-        return Err(ApiError::new(ErrorKind::Unsupported, format!("openkvs does not implement {} yet", op.name)));
+        return Err(ApiError::new(
+            ErrorKind::Unsupported,
+            format!("openkvs does not implement {} yet", op.name),
+        ));
     }
-    let ctx = RequestCtx { host: host_of(&parts), now_ms: now_ms(), principal };
+    let ctx = RequestCtx {
+        host: host_of(&parts),
+        now_ms: now_ms(),
+        principal,
+    };
     tracing::trace!(op = op.name, "dispatch");
     use control as c;
-    match op.name {
+    if op.support == ops::Support::Stream {
+        return match op.name {
+            "GetMedia" => stream_op(st, ctx, &bytes, media::get_media).await,
+            "GetMediaForFragmentList" => {
+                stream_op(st, ctx, &bytes, media::get_media_for_fragment_list).await
+            }
+            other => Err(ApiError::new(
+                ErrorKind::Internal,
+                format!("streaming operation {other} has no handler"),
+            )),
+        };
+    }
+    let v = match op.name {
         "CreateStream" => run(st, ctx, &bytes, c::create_stream).await,
         "DescribeStream" => run(st, ctx, &bytes, c::describe_stream).await,
         "ListStreams" => run(st, ctx, &bytes, c::list_streams).await,
         "UpdateStream" => run(st, ctx, &bytes, c::update_stream).await,
         "UpdateDataRetention" => run(st, ctx, &bytes, c::update_data_retention).await,
         "DeleteStream" => run(st, ctx, &bytes, c::delete_stream).await,
-        "DescribeStreamStorageConfiguration" => run(st, ctx, &bytes, c::describe_stream_storage).await,
+        "DescribeStreamStorageConfiguration" => {
+            run(st, ctx, &bytes, c::describe_stream_storage).await
+        }
         "UpdateStreamStorageConfiguration" => run(st, ctx, &bytes, c::update_stream_storage).await,
         "DescribeImageGenerationConfiguration" | "DescribeNotificationConfiguration" => {
             run(st, ctx, &bytes, c::describe_unconfigured).await
         }
-        "DescribeMappedResourceConfiguration" => run(st, ctx, &bytes, c::describe_mapped_resource).await,
+        "DescribeMappedResourceConfiguration" => {
+            run(st, ctx, &bytes, c::describe_mapped_resource).await
+        }
         "GetDataEndpoint" => run(st, ctx, &bytes, c::get_data_endpoint).await,
         "TagStream" => run(st, ctx, &bytes, c::tag_stream).await,
         "UntagStream" => run(st, ctx, &bytes, c::untag_stream).await,
@@ -252,12 +350,16 @@ async fn dispatch_inner(st: AppState, req: Request<Body>) -> ApiResult<Value> {
         "UpdateSignalingChannel" => run(st, ctx, &bytes, c::update_channel).await,
         "DeleteSignalingChannel" => run(st, ctx, &bytes, c::delete_channel).await,
         "GetSignalingChannelEndpoint" => run(st, ctx, &bytes, c::get_channel_endpoint).await,
-        "DescribeMediaStorageConfiguration" => run(st, ctx, &bytes, c::describe_media_storage).await,
+        "DescribeMediaStorageConfiguration" => {
+            run(st, ctx, &bytes, c::describe_media_storage).await
+        }
+        "ListFragments" => run(st, ctx, &bytes, media::list_fragments).await,
         other => Err(ApiError::new(
             ErrorKind::Internal,
             format!("operation {other} is marked Json in ops.rs but has no handler"),
         )),
-    }
+    }?;
+    Ok(axum::Json(v).into_response())
 }
 
 #[doc(hidden)]

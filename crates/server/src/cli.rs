@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -23,6 +24,12 @@ pub(crate) enum Command {
     /// Manage credentials offline (needs the server's data directory).
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// Upload an MKV file or stdin to a stream (PutMedia), resuming after errors.
+    #[command(long_about = PUT_MEDIA_ABOUT, after_long_help = PUT_MEDIA_EXAMPLES)]
+    PutMedia(Box<PutMediaArgs>),
+    /// Print presigned URLs for tools that cannot sign requests (ffmpeg, GStreamer).
+    #[command(subcommand)]
+    Presign(PresignCommand),
 }
 
 /// Log line format.
@@ -70,21 +77,41 @@ pub(crate) struct ServeArgs {
 
     /// Root access key id. With --secret-access-key (or both env vars) it replaces the key pair
     /// generated on first start.
-    #[arg(long, env = "OPENKVS_ACCESS_KEY_ID", value_name = "AKID", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "OPENKVS_ACCESS_KEY_ID",
+        value_name = "AKID",
+        hide_env_values = true
+    )]
     pub access_key_id: Option<String>,
 
     /// Root secret access key. Prefer the environment variable or the config file over the
     /// command line, where other users can see it.
-    #[arg(long, env = "OPENKVS_SECRET_ACCESS_KEY", value_name = "SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "OPENKVS_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     pub secret_access_key: Option<String>,
 
     /// PEM certificate chain: serve HTTPS/WSS instead of plain HTTP. The KVS C SDKs speak only
     /// TLS on port 443; the KVS JS SDK only accepts wss:// endpoints.
-    #[arg(long, env = "OPENKVS_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "OPENKVS_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key for --tls-cert.
-    #[arg(long, env = "OPENKVS_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "OPENKVS_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
 
     /// Log format. Verbosity comes from RUST_LOG (default `info`). [default: human]
@@ -102,7 +129,12 @@ pub(crate) enum CredentialsCommand {
 #[derive(Debug, Args)]
 pub(crate) struct MintArgs {
     /// The server's data directory (holds the signing key).
-    #[arg(long, env = "OPENKVS_DATA_DIR", default_value = "./openkvs-data", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "OPENKVS_DATA_DIR",
+        default_value = "./openkvs-data",
+        value_name = "DIR"
+    )]
     pub data_dir: PathBuf,
 
     /// Lifetime in seconds.
@@ -121,6 +153,252 @@ pub(crate) enum MintRole {
     Admin,
     /// Read-only.
     Viewer,
+}
+
+/// Where client subcommands find their credentials; the end of their `--help`.
+macro_rules! credentials_help {
+    () => {
+        "\
+Credentials and region are found as the AWS CLI finds them: AWS_ACCESS_KEY_ID, \
+AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; else the profile (--profile, AWS_PROFILE, or \
+`default`) in ~/.aws/credentials or ~/.aws/config (AWS_SHARED_CREDENTIALS_FILE, \
+AWS_CONFIG_FILE). With --profile the AWS_ACCESS_KEY_ID pair is ignored. The server's root key is \
+the one `openkvs serve` printed on its first start (or its OPENKVS_ACCESS_KEY_ID / \
+OPENKVS_SECRET_ACCESS_KEY)."
+    };
+}
+
+const PUT_MEDIA_ABOUT: &str = "\
+Upload an MKV file or stdin to a stream with PutMedia.
+
+The input goes out as one chunked HTTP/1.1 request signed like the KVS producer SDK signs it \
+(SigV4, payload hash of the empty string). The server's ACKs are read while the body is still \
+being sent (full duplex) and printed. Fragments not yet ACKed PERSISTED stay in memory: when the \
+connection drops or the server sends an ERROR ACK, a new PutMedia starts with the MKV header \
+again (EBML header, Segment, Info, Tracks) and re-sends them from the oldest one, as kvssink \
+does. At the end of the input an AWS_KINESISVIDEO_END_OF_FRAGMENT tag closes the last fragment; \
+openkvs waits for its PERSISTED ACK, ends the request and prints a summary (fragments sent, \
+persisted, errors, bytes, duration, rate). The exit status is non-zero unless every fragment \
+was persisted.
+
+The input must be Matroska (MKV or WebM). The server starts a fragment at every cluster whose \
+first video frame is a key frame, so clusters should start on key frames and be at most 10 s \
+long; ffmpeg and GStreamer's matroskamux write them that way. Convert other files without \
+re-encoding:
+  ffmpeg -i input.mp4 -c copy -f matroska output.mkv";
+
+const PUT_MEDIA_EXAMPLES: &str = concat!(
+    "\
+Examples:
+  openkvs put-media --stream cam1 recording.mkv
+  # replay a file at its own pace, ACKs as JSON lines
+  openkvs put-media --stream cam1 --realtime --output json recording.mkv > acks.jsonl
+  # live: ffmpeg writes MKV to stdout, openkvs uploads it and resumes after errors
+  ffmpeg -re -i input.mp4 -c copy -f matroska -live 1 - | openkvs put-media --stream cam1 -
+  ffmpeg -rtsp_transport tcp -i rtsp://CAMERA/stream -c copy -f matroska -live 1 - \\
+    | openkvs put-media --stream cam1 -
+
+To send from ffmpeg or GStreamer without openkvs, see `openkvs presign put-media --help`.
+
+",
+    credentials_help!()
+);
+
+const PRESIGN_PUT_MEDIA_ABOUT: &str = "\
+Print a presigned PutMedia URL, alone on stdout: URL=$(openkvs presign put-media --stream S)
+
+ffmpeg and GStreamer's curlhttpsink can POST a live MKV stream to a URL but cannot sign the \
+request (curlhttpsink cannot even set headers). In this URL the stream name and the timecode \
+type are query parameters (x-amzn-stream-name, x-amzn-fragment-timecode-type) and the SigV4 \
+signature covers them (X-Amz-SignedHeaders=host, payload hash of the empty string, as the server \
+verifies PutMedia), so they need nothing else. Anyone who has the URL can write to the stream \
+until it expires; the URL is signed for the host exactly as written in --endpoint-url, which \
+must be the host name the producer connects to.
+
+These tools neither read the ACKs nor resume after an error; `openkvs put-media` does both.";
+
+const PRESIGN_PUT_MEDIA_EXAMPLES: &str = concat!(
+    "\
+Examples:
+  URL=$(openkvs presign put-media --stream cam1 --expires 1h)
+
+  # a file, at its own pace (-re)
+  ffmpeg -re -i input.mp4 -c copy -f matroska -live 1 -method POST -chunked_post 1 \"$URL\"
+
+  # an RTSP camera, relayed without re-encoding (its key frames should be at most 10 s apart)
+  ffmpeg -rtsp_transport tcp -i rtsp://CAMERA/stream -c copy -f matroska -live 1 \\
+    -method POST -chunked_post 1 \"$URL\"
+
+  # GStreamer: curlhttpsink (gst-plugins-bad) cannot set headers, so the URL carries everything
+  gst-launch-1.0 -e videotestsrc is-live=true ! video/x-raw,width=640,height=480,framerate=30/1 \\
+    ! x264enc tune=zerolatency key-int-max=30 ! h264parse \\
+    ! matroskamux streamable=true ! curlhttpsink location=\"$URL\" \\
+    use-content-length=false content-type=video/x-matroska
+
+Temporary credentials (AWS_SESSION_TOKEN) put their token in the URL, which stops working when \
+they expire.
+
+",
+    credentials_help!()
+);
+
+/// Options every client subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ClientArgs {
+    /// Base URL of the openkvs server (or of a KVS data endpoint from GetDataEndpoint); PutMedia
+    /// goes to URL/putMedia.
+    #[arg(
+        long,
+        env = "OPENKVS_ENDPOINT_URL",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL"
+    )]
+    pub endpoint_url: String,
+
+    /// AWS profile to take credentials and region from: section `[NAME]` in ~/.aws/credentials
+    /// or `[profile NAME]` in ~/.aws/config. Overrides AWS_PROFILE; as in the AWS CLI, the
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY variables are then ignored.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Region of the signature scope. Default: AWS_REGION, AWS_DEFAULT_REGION, the profile's
+    /// `region`, else us-east-1 (an openkvs server accepts any region).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Extra CA certificates (PEM) to trust for https:// endpoints, besides the system store.
+    /// Default: AWS_CA_BUNDLE, or the profile's `ca_bundle`.
+    #[arg(long, value_name = "PEM")]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// `--timecode-type` of put-media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TimecodeTypeArg {
+    /// ABSOLUTE when the first cluster is after the year 2000, else RELATIVE.
+    Auto,
+    /// Cluster timecodes are wall-clock times since 1970 (what KVS producers write).
+    Absolute,
+    /// Cluster timecodes count from the producer start timestamp, which openkvs sets to the
+    /// time the upload starts (files from ffmpeg and GStreamer count from 0).
+    Relative,
+}
+
+/// `--timecode-type` of presign put-media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PresignTimecodeType {
+    /// Cluster timecodes are wall-clock times since 1970.
+    Absolute,
+    /// Cluster timecodes count from 0; the server dates fragments from the start of the upload.
+    Relative,
+}
+
+/// How ACKs are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// PERSISTED and ERROR ACKs as human lines on stderr.
+    Text,
+    /// Every ACK as one JSON object per line on stdout (KVS wire fields: EventType,
+    /// FragmentTimecode, FragmentNumber, ErrorId).
+    Json,
+}
+
+/// Options of `openkvs put-media`.
+#[derive(Debug, Args)]
+pub(crate) struct PutMediaArgs {
+    /// MKV file to upload, or `-` for standard input.
+    #[arg(value_name = "FILE|-")]
+    pub input: PathBuf,
+
+    /// Name of the stream to write to. It must exist (aws kinesisvideo create-stream
+    /// --stream-name NAME --data-retention-in-hours 24 --endpoint-url URL).
+    #[arg(long, visible_alias = "stream-name", value_name = "NAME")]
+    pub stream: String,
+
+    /// How the server dates fragments (x-amzn-fragment-timecode-type): from the cluster
+    /// timecodes as wall-clock times (absolute) or from the upload's start time plus the cluster
+    /// timecodes (relative).
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "auto",
+        value_name = "TYPE"
+    )]
+    pub timecode_type: TimecodeTypeArg,
+
+    /// Send at the input's own pace, frame by frame by cluster and block timecodes (like ffmpeg
+    /// -re), to replay a file as if it were live. Without it a file goes as fast as the network
+    /// allows. Not for live sources on stdin: they come at their pace already.
+    #[arg(long)]
+    pub realtime: bool,
+
+    /// Fail at the first dropped connection or ERROR ACK instead of reconnecting and re-sending
+    /// the fragments not yet PERSISTED.
+    #[arg(long)]
+    pub no_resume: bool,
+
+    /// ACK output: `text` prints PERSISTED and ERROR ACKs on stderr; `json` prints every ACK as
+    /// one JSON object per line on stdout. The progress bar (only when stderr is a terminal) and
+    /// the summary always go to stderr.
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub output: OutputFormat,
+
+    /// Memory for fragments not yet PERSISTED, kept to re-send them after a reconnect (128 MiB
+    /// is kvssink's storage-size). When it is full, reading pauses until ACKs free space: with
+    /// stdin, the producer then blocks. A single fragment larger than this is still read whole.
+    #[arg(long, default_value = "128MiB", value_parser = crate::client::duration::parse_bytes, value_name = "SIZE")]
+    pub buffer_size: u64,
+
+    /// Reconnect when fragments have waited this long without a PERSISTED ACK; also bounds the
+    /// wait for the last ACK. Units s, m, h, d (e.g. 30s, 2m).
+    #[arg(long, default_value = "30s", value_parser = crate::client::duration::parse_duration, value_name = "DURATION")]
+    pub ack_timeout: Duration,
+
+    /// Reconnect attempts in a row without a new PERSISTED ACK before giving up. The back-off
+    /// starts at 0.25 s and doubles up to 8 s, so 10 attempts ride out about 48 s of server
+    /// downtime (a restart, say).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub retries: u32,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PresignCommand {
+    /// Print a presigned PutMedia URL for ffmpeg or GStreamer (alone on stdout).
+    #[command(long_about = PRESIGN_PUT_MEDIA_ABOUT, after_long_help = PRESIGN_PUT_MEDIA_EXAMPLES)]
+    PutMedia(PresignPutMediaArgs),
+}
+
+/// Options of `openkvs presign put-media`.
+#[derive(Debug, Args)]
+pub(crate) struct PresignPutMediaArgs {
+    /// Name of the stream the URL writes to.
+    #[arg(long, visible_alias = "stream-name", value_name = "NAME")]
+    pub stream: String,
+
+    /// How long the URL stays valid: seconds, or with a unit s, m, h, d (300, 15m, 1h, 7d);
+    /// at most 7d. A producer already connected may go on after it expires.
+    #[arg(long, default_value = "1h", value_parser = crate::client::duration::parse_expires, value_name = "DURATION")]
+    pub expires: Duration,
+
+    /// x-amzn-fragment-timecode-type put in the URL. ffmpeg and GStreamer write cluster
+    /// timecodes that count from 0, hence the default `relative`: the server dates fragments
+    /// from the start of the upload. Use `absolute` only for producers that write wall-clock
+    /// timecodes.
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "relative",
+        value_name = "TYPE"
+    )]
+    pub timecode_type: PresignTimecodeType,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[cfg(test)]

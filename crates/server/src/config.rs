@@ -41,16 +41,28 @@ impl ServeConfig {
     pub(crate) fn resolve(a: ServeArgs) -> anyhow::Result<Self> {
         let file = match &a.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
-                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing config file {}", p.display()))?
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing config file {}", p.display()))?
             }
             None => FileConfig::default(),
         };
-        let region = a.region.or(file.region).unwrap_or_else(|| "us-east-1".into());
-        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        let region = a
+            .region
+            .or(file.region)
+            .unwrap_or_else(|| "us-east-1".into());
+        if region.is_empty()
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             bail!("--region {region:?} is not a region name like us-east-1");
         }
-        let account_id = a.account_id.or(file.account_id).unwrap_or_else(|| "123456789012".into());
+        let account_id = a
+            .account_id
+            .or(file.account_id)
+            .unwrap_or_else(|| "123456789012".into());
         if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
             bail!("--account-id {account_id:?} must be 12 digits");
         }
@@ -63,7 +75,10 @@ impl ServeConfig {
         if public_url.as_deref().is_some_and(|u| u.contains('?')) {
             bail!("--public-url must not contain a query");
         }
-        let root_key = match (a.access_key_id.or(file.access_key_id), a.secret_access_key.or(file.secret_access_key)) {
+        let root_key = match (
+            a.access_key_id.or(file.access_key_id),
+            a.secret_access_key.or(file.secret_access_key),
+        ) {
             (Some(id), Some(secret)) => {
                 if id.is_empty() || secret.is_empty() {
                     bail!("the access key id and secret must not be empty");
@@ -81,8 +96,14 @@ impl ServeConfig {
             _ => bail!("--tls-cert and --tls-key go together"),
         };
         Ok(Self {
-            listen: a.listen.or(file.listen).unwrap_or_else(|| ([127, 0, 0, 1], 8080).into()),
-            data_dir: a.data_dir.or(file.data_dir).unwrap_or_else(|| "./openkvs-data".into()),
+            listen: a
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| ([127, 0, 0, 1], 8080).into()),
+            data_dir: a
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| "./openkvs-data".into()),
             public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
             region,
             account_id,

@@ -23,7 +23,9 @@ pub(crate) struct RootCredentials {
 
 fn random_string(alphabet: &[u8], n: usize) -> String {
     let mut rng = rand::rng();
-    (0..n).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+    (0..n)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+        .collect()
 }
 
 /// Writes `data` to `path` atomically, readable by the owner only.
@@ -34,11 +36,14 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
         opts.write(true).create(true).truncate(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut f = opts
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(data)?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
@@ -47,13 +52,20 @@ pub(crate) fn load_or_generate_root(data_dir: &Path) -> anyhow::Result<(RootCred
     let path = data_dir.join(ROOT_CREDENTIALS_FILE);
     match std::fs::read(&path) {
         Ok(bytes) => {
-            let c: RootCredentials = serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not valid; delete it to generate a new key pair", path.display()))?;
+            let c: RootCredentials = serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is not valid; delete it to generate a new key pair",
+                    path.display()
+                )
+            })?;
             Ok((c, false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let c = RootCredentials {
-                access_key_id: format!("AKIA{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
+                access_key_id: format!(
+                    "AKIA{}",
+                    random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+                ),
                 secret_access_key: random_string(
                     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
                     40,

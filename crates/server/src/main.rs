@@ -2,6 +2,7 @@
 //! client tools that go with it.
 
 mod cli;
+mod client;
 mod config;
 mod credentials;
 mod serve;
@@ -14,9 +15,17 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Serve(args) => {
             let cfg = config::ServeConfig::resolve(*args)?;
             serve::init_logging(cfg.log_format);
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(serve::run(cfg))
         }
-        cli::Command::Credentials(cli::CredentialsCommand::Mint(args)) => credentials::mint_command(&args),
+        cli::Command::Credentials(cli::CredentialsCommand::Mint(args)) => {
+            credentials::mint_command(&args)
+        }
+        cli::Command::PutMedia(args) => client::put_media::command(&args),
+        cli::Command::Presign(cli::PresignCommand::PutMedia(args)) => {
+            client::presign::command(&args)
+        }
     }
 }

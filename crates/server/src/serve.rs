@@ -13,7 +13,9 @@ use crate::credentials;
 
 pub(crate) fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -50,13 +52,16 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     b.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir).with_context(|| format!("creating data dir {}", dir.display()))
+    b.create(dir)
+        .with_context(|| format!("creating data dir {}", dir.display()))
 }
 
 pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     create_private_dir(&cfg.data_dir)?;
     let catalog = store::SqliteCatalog::open(&cfg.data_dir)
         .with_context(|| format!("opening the catalog in {}", cfg.data_dir.display()))?;
+    let fragments = store::LocalFragmentStore::open(&cfg.data_dir)
+        .with_context(|| format!("opening the fragment store in {}", cfg.data_dir.display()))?;
     let token_key = credentials::load_or_generate_token_key(&cfg.data_dir)?;
     let mut auth = api::Authenticator::new(token_key);
     let mut stdout = std::io::stdout().lock();
@@ -69,12 +74,20 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     };
     auth.add_key(akid.clone(), secret.clone(), api::Role::Admin);
 
-    let listener = std::net::TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
+    let listener = std::net::TcpListener::bind(cfg.listen)
+        .with_context(|| format!("binding {}", cfg.listen))?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
-    let host = if local.ip().is_unspecified() { format!("127.0.0.1:{}", local.port()) } else { local.to_string() };
-    let url = cfg.public_url.clone().unwrap_or_else(|| format!("{scheme}://{host}"));
+    let host = if local.ip().is_unspecified() {
+        format!("127.0.0.1:{}", local.port())
+    } else {
+        local.to_string()
+    };
+    let url = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{host}"));
 
     let api_cfg = api::ApiConfig {
         region: cfg.region.clone(),
@@ -83,11 +96,22 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         tls: cfg.tls.is_some(),
         max_json_body_bytes: 1 << 20,
     };
-    let state = api::AppState::new(Arc::new(catalog), api_cfg, auth);
+    let state = api::AppState::new(Arc::new(catalog), Arc::new(fragments), api_cfg, auth);
+    tokio::spawn(api::retention::run(state.clone()));
     let app = api::app(state);
 
-    writeln!(stdout, "openkvs {} listening on {url}", env!("CARGO_PKG_VERSION"))?;
-    writeln!(stdout, "  data dir: {}   region: {}   account: {}", cfg.data_dir.display(), cfg.region, cfg.account_id)?;
+    writeln!(
+        stdout,
+        "openkvs {} listening on {url}",
+        env!("CARGO_PKG_VERSION")
+    )?;
+    writeln!(
+        stdout,
+        "  data dir: {}   region: {}   account: {}",
+        cfg.data_dir.display(),
+        cfg.region,
+        cfg.account_id
+    )?;
     if generated {
         let path = cfg.data_dir.join(credentials::ROOT_CREDENTIALS_FILE);
         writeln!(
@@ -108,10 +132,15 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         writeln!(
             stdout,
             "  credentials: access key {akid} (secret in {})",
-            cfg.data_dir.join(credentials::ROOT_CREDENTIALS_FILE).display()
+            cfg.data_dir
+                .join(credentials::ROOT_CREDENTIALS_FILE)
+                .display()
         )?;
     } else {
-        writeln!(stdout, "  credentials: access key {akid} (from the environment or config file)")?;
+        writeln!(
+            stdout,
+            "  credentials: access key {akid} (from the environment or config file)"
+        )?;
     }
     drop(stdout);
     tracing::info!(%url, listen = %local, "openkvs ready");
@@ -125,13 +154,27 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     });
     let svc = app.into_make_service();
     match &cfg.tls {
-        None => axum_server::from_tcp(listener).handle(handle).serve(svc).await?,
+        None => {
+            axum_server::from_tcp(listener)
+                .handle(handle)
+                .serve(svc)
+                .await?
+        }
         Some((cert, key)) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
-                .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
-            axum_server::from_tcp_rustls(listener, tls).handle(handle).serve(svc).await?;
+                .with_context(|| {
+                    format!(
+                        "loading TLS certificate {} and key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            axum_server::from_tcp_rustls(listener, tls)
+                .handle(handle)
+                .serve(svc)
+                .await?;
         }
     }
     tracing::info!("stopped");

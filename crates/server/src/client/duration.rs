@@ -14,9 +14,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
             "`{s}` is not a duration: write a number with an optional unit s, m, h or d, e.g. 300, 15m, 1h, 7d"
         ));
     }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is too large"))?;
+    let n: u64 = digits.parse().map_err(|_| format!("`{s}` is too large"))?;
     let unit_secs = match unit.trim() {
         "" | "s" => 1,
         "m" => 60,
@@ -62,15 +60,17 @@ pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
             "`{s}` is not a size: write a number with an optional unit KiB, MiB or GiB, e.g. 128MiB"
         ));
     }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is too large"))?;
+    let n: u64 = digits.parse().map_err(|_| format!("`{s}` is too large"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown unit `{other}` in `{s}`: use KiB, MiB or GiB")),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{s}`: use KiB, MiB or GiB"
+            ));
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("`{s}` is too large"))
