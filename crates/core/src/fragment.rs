@@ -61,7 +61,10 @@ mod tests {
         assert_eq!(s.len(), 47);
         assert!(s.starts_with('9'));
         assert_eq!(s.parse::<FragmentNumber>().unwrap(), n);
-        assert_eq!(FragmentNumber(0).to_string(), format!("9{}", "0".repeat(46)));
+        assert_eq!(
+            FragmentNumber(0).to_string(),
+            format!("9{}", "0".repeat(46))
+        );
     }
 
     #[test]
@@ -75,7 +78,12 @@ mod tests {
 
     #[test]
     fn rejects_foreign_numbers() {
-        for s in ["", "123", "91343852333181432511524306419788296366724229586x", "81343852333181432511524306419788296366724229586"] {
+        for s in [
+            "",
+            "123",
+            "91343852333181432511524306419788296366724229586x",
+            "81343852333181432511524306419788296366724229586",
+        ] {
             assert!(s.parse::<FragmentNumber>().is_err(), "{s}");
         }
     }

@@ -18,7 +18,9 @@ pub enum NameError {
         len: usize,
     },
     /// A character outside `[a-zA-Z0-9_.-]`.
-    #[error("{what} may contain only letters, digits, '_', '.' and '-'; found {found:?} at position {pos}")]
+    #[error(
+        "{what} may contain only letters, digits, '_', '.' and '-'; found {found:?} at position {pos}"
+    )]
     Character {
         /// Which kind of name.
         what: &'static str,
@@ -35,7 +37,12 @@ pub enum NameError {
 fn check_charset(what: &'static str, s: &str, max: usize) -> Result<(), NameError> {
     let len = s.chars().count();
     if len == 0 || len > max {
-        return Err(NameError::Length { what, min: 1, max, len });
+        return Err(NameError::Length {
+            what,
+            min: 1,
+            max,
+            len,
+        });
     }
     if let Some((pos, found)) = s
         .chars()
@@ -153,7 +160,10 @@ mod tests {
             "stream name may contain only letters, digits, '_', '.' and '-'; found '/' at position 1"
         );
         let e = StreamName::parse("").unwrap_err();
-        assert_eq!(e.to_string(), "stream name must be 1 to 256 characters long, got 0");
+        assert_eq!(
+            e.to_string(),
+            "stream name must be 1 to 256 characters long, got 0"
+        );
     }
 
     #[test]
