@@ -19,6 +19,15 @@ cd "$ROOT"
 APT_PACKAGES=(
   python3
   python3-venv
+  # real producers and media inspection for the ingest tests (tests/e2e/test_ingest_*.py)
+  ffmpeg
+  gstreamer1.0-tools
+  gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly
+  gstreamer1.0-libav
+  mkvtoolnix
 )
 
 VENV="$ROOT/.venv"
@@ -157,7 +166,7 @@ e2e_tests() {
 # (STYLE.md section 1).
 layering_check() {
   local c bad=0
-  for c in openkvs-core openkvs-mkv openkvs-signaling openkvs-sigv4; do
+  for c in openkvs-core openkvs-mkv openkvs-signaling openkvs-sigv4 openkvs-ts openkvs-manifest openkvs-mp4; do
     if cargo tree -p "$c" -e normal --prefix none 2>/dev/null | grep -qE '^(tokio|hyper|axum|rusqlite) '; then
       echo "$c depends on tokio/hyper/axum/rusqlite:"
       cargo tree -p "$c" -e normal -i tokio 2>/dev/null | head -5 || true
