@@ -121,6 +121,11 @@ impl Authenticator {
         }
     }
 
+    /// The server's HMAC key (also signs playback session tokens).
+    pub(crate) fn token_key(&self) -> &[u8] {
+        &self.token_key
+    }
+
     /// Adds a long-lived key pair.
     pub fn add_key(
         &mut self,

@@ -72,6 +72,17 @@ impl ApiError {
             ),
             K::NotAuthorized => ("NotAuthorizedException", StatusCode::UNAUTHORIZED),
             K::NoDataRetention => ("NoDataRetentionException", StatusCode::BAD_REQUEST),
+            K::UnsupportedStreamMediaType => (
+                "UnsupportedStreamMediaTypeException",
+                StatusCode::BAD_REQUEST,
+            ),
+            K::MissingCodecPrivateData => {
+                ("MissingCodecPrivateDataException", StatusCode::BAD_REQUEST)
+            }
+            K::InvalidCodecPrivateData => {
+                ("InvalidCodecPrivateDataException", StatusCode::BAD_REQUEST)
+            }
+            K::InvalidMediaFrame => ("InvalidMediaFrameException", StatusCode::BAD_REQUEST),
             K::Unsupported => ("UnsupportedOperationException", StatusCode::BAD_REQUEST),
             K::UnknownOperation => ("UnknownOperationException", StatusCode::NOT_FOUND),
             K::PayloadTooLarge => (
@@ -87,6 +98,25 @@ impl ApiError {
             K::ExpiredToken => ("ExpiredTokenException", StatusCode::FORBIDDEN),
             K::Internal => ("InternalFailure", StatusCode::INTERNAL_SERVER_ERROR),
             K::Unavailable => ("ServiceUnavailable", StatusCode::SERVICE_UNAVAILABLE),
+        }
+    }
+}
+
+impl From<export::ExportError> for ApiError {
+    fn from(e: export::ExportError) -> Self {
+        use export::MediaErrorCode as C;
+        let kind = match e.code() {
+            C::UnsupportedStreamMediaType => ErrorKind::UnsupportedStreamMediaType,
+            C::MissingCodecPrivateData => ErrorKind::MissingCodecPrivateData,
+            C::InvalidCodecPrivateData => ErrorKind::InvalidCodecPrivateData,
+            C::InvalidMediaFrame => ErrorKind::InvalidMediaFrame,
+            C::Internal => ErrorKind::Internal,
+        };
+        let message = e.to_string();
+        Self {
+            kind,
+            message,
+            source: Some(Box::new(e)),
         }
     }
 }

@@ -14,10 +14,14 @@
 pub mod auth;
 mod control;
 pub mod error;
+pub mod ice;
 pub mod live;
 mod media;
-pub mod retention;
 pub mod ops;
+mod playback;
+mod playback_token;
+pub mod retention;
+pub mod signaling_ws;
 mod validate;
 mod wire;
 
@@ -53,6 +57,8 @@ pub struct ApiConfig {
     pub tls: bool,
     /// Largest accepted body of a JSON operation.
     pub max_json_body_bytes: usize,
+    /// TURN credentials handed out by GetIceServerConfig; `None`: an empty `IceServerList`.
+    pub turn: Option<ice::TurnConfig>,
 }
 
 /// Shared state of all handlers. Cheap to clone.
@@ -72,6 +78,8 @@ pub struct Inner {
     pub fragments: Arc<dyn store::FragmentStore>,
     /// Live notifications, producers, retention-0 buffers.
     pub live: Arc<live::Hub>,
+    /// WebRTC signaling channels (WebSocket connections, SendAlexaOfferToMaster).
+    pub signaling: Arc<signaling_ws::Hub>,
     started: Instant,
 }
 
@@ -96,6 +104,7 @@ impl AppState {
             auth,
             fragments,
             live: Arc::default(),
+            signaling: Arc::default(),
             started: Instant::now(),
         }))
     }
@@ -144,7 +153,14 @@ pub fn now_ms() -> i64 {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/hls/v1/{resource}", get(playback::hls))
+        .route("/dash/v1/{resource}", get(playback::dash))
         .fallback(dispatch)
+        // Signaling WebSocket connects on `GET /` (only with an upgrade or X-Amz-ChannelARN).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            signaling_ws::intercept,
+        ))
         .layer(middleware::from_fn(common_headers))
         .with_state(state)
 }
@@ -311,6 +327,7 @@ async fn dispatch_inner(st: AppState, req: Request<Body>) -> ApiResult<Response>
     if op.support == ops::Support::Stream {
         return match op.name {
             "GetMedia" => stream_op(st, ctx, &bytes, media::get_media).await,
+            "GetClip" => stream_op(st, ctx, &bytes, playback::get_clip).await,
             "GetMediaForFragmentList" => {
                 stream_op(st, ctx, &bytes, media::get_media_for_fragment_list).await
             }
@@ -354,6 +371,12 @@ async fn dispatch_inner(st: AppState, req: Request<Body>) -> ApiResult<Response>
             run(st, ctx, &bytes, c::describe_media_storage).await
         }
         "ListFragments" => run(st, ctx, &bytes, media::list_fragments).await,
+        "GetHLSStreamingSessionURL" => run(st, ctx, &bytes, playback::get_hls_session_url).await,
+        "GetDASHStreamingSessionURL" => run(st, ctx, &bytes, playback::get_dash_session_url).await,
+        "GetIceServerConfig" => run(st, ctx, &bytes, ice::get_ice_server_config).await,
+        "SendAlexaOfferToMaster" => {
+            run(st, ctx, &bytes, signaling_ws::send_alexa_offer_to_master).await
+        }
         other => Err(ApiError::new(
             ErrorKind::Internal,
             format!("operation {other} is marked Json in ops.rs but has no handler"),

@@ -173,18 +173,18 @@ pub const OPERATIONS: &[Operation] = &[
     op("PutMedia", "/putMedia", true, Route),
     op("GetMedia", "/getMedia", false, Stream),
     // kinesis-video-archived-media
-    op("GetClip", "/getClip", false, NotYet),
+    op("GetClip", "/getClip", false, Stream),
     op(
         "GetDASHStreamingSessionURL",
         "/getDASHStreamingSessionURL",
         false,
-        NotYet,
+        Json,
     ),
     op(
         "GetHLSStreamingSessionURL",
         "/getHLSStreamingSessionURL",
         false,
-        NotYet,
+        Json,
     ),
     op("GetImages", "/getImages", false, NotYet),
     op(
@@ -199,13 +199,13 @@ pub const OPERATIONS: &[Operation] = &[
         "GetIceServerConfig",
         "/v1/get-ice-server-config",
         false,
-        NotYet,
+        Json,
     ),
     op(
         "SendAlexaOfferToMaster",
         "/v1/send-alexa-offer-to-master",
         true,
-        NotYet,
+        Json,
     ),
     // kinesis-video-webrtc-storage
     op("JoinStorageSession", "/joinStorageSession", true, NotYet),

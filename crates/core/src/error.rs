@@ -34,6 +34,14 @@ pub enum ErrorKind {
     UnrecognizedClient,
     /// Signature mismatch or a request outside its time window (`InvalidSignatureException`, 403).
     InvalidSignature,
+    /// A track's codec cannot be packaged (`UnsupportedStreamMediaTypeException`, 400).
+    UnsupportedStreamMediaType,
+    /// A track lacks codec private data (`MissingCodecPrivateDataException`, 400).
+    MissingCodecPrivateData,
+    /// Codec private data cannot be parsed (`InvalidCodecPrivateDataException`, 400).
+    InvalidCodecPrivateData,
+    /// Frames cannot be packaged (`InvalidMediaFrameException`, 400).
+    InvalidMediaFrame,
     /// The request path names no KVS operation (`UnknownOperationException`, 404).
     UnknownOperation,
     /// The request body is larger than the operation allows (`RequestEntityTooLargeException`, 413).

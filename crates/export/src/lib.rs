@@ -9,9 +9,11 @@
 mod error;
 mod mkv_chunk;
 mod mp4_export;
+mod ts_export;
 
 pub use error::{ExportError, MediaErrorCode};
 pub use mkv_chunk::{ChunkTags, mkv_chunk, mkv_error_chunk, track_entries};
 pub use mp4_export::{
     Fmp4Segment, TrackSamples, clip_plan, fmp4_init, fmp4_segment, samples_for, track_configs,
 };
+pub use ts_export::ts_segment;
