@@ -26,7 +26,9 @@ pub async fn expire_once(st: &AppState) -> store::Result<u64> {
                     deleted += n;
                 }
                 Ok(_) => {}
-                Err(e) => tracing::error!(stream = %s.name, error = %e, "retention pass failed for a stream"),
+                Err(e) => {
+                    tracing::error!(stream = %s.name, error = %e, "retention pass failed for a stream")
+                }
             }
         }
         match page.next_after {

@@ -114,6 +114,47 @@ pub(crate) struct ServeArgs {
     )]
     pub tls_key: Option<PathBuf>,
 
+    /// Serve HTTPS/WSS with a development CA and server certificate created in
+    /// `<data dir>/tls/` on first start (reused later); prints how to make clients trust the CA.
+    #[arg(long, env = "OPENKVS_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+
+    /// UDP address of the embedded TURN server whose credentials GetIceServerConfig hands out.
+    /// [default: 0.0.0.0:3478 with --public-ip, else 127.0.0.1:3478]
+    #[arg(long, env = "OPENKVS_TURN_LISTEN", value_name = "ADDR:PORT")]
+    pub turn_listen: Option<SocketAddr>,
+
+    /// The address WebRTC clients reach this machine at: used in TURN URIs, as the TURN relay
+    /// address and in the --tls-self-signed certificate. [default: the --turn-listen IP if
+    /// specific, else 127.0.0.1]
+    #[arg(long, env = "OPENKVS_PUBLIC_IP", value_name = "IP")]
+    pub public_ip: Option<std::net::IpAddr>,
+
+    /// Shared secret of the TURN REST credentials (coturn's `static-auth-secret`). Set it to
+    /// share TURN with an external coturn. [default: derived from the server key in the data dir]
+    #[arg(
+        long,
+        env = "OPENKVS_TURN_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub turn_secret: Option<String>,
+
+    /// TURN URI to hand out in GetIceServerConfig instead of the embedded server's, e.g.
+    /// `turn:turn.example.org:3478?transport=udp` for an external coturn (repeatable).
+    #[arg(
+        long = "turn-uri",
+        env = "OPENKVS_TURN_URIS",
+        value_delimiter = ',',
+        value_name = "URI"
+    )]
+    pub turn_uris: Vec<String>,
+
+    /// Do not start the embedded TURN server (GetIceServerConfig then returns only --turn-uri
+    /// servers, or an empty list).
+    #[arg(long, env = "OPENKVS_NO_TURN")]
+    pub no_turn: bool,
+
     /// Log format. Verbosity comes from RUST_LOG (default `info`). [default: human]
     #[arg(long, env = "OPENKVS_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,

@@ -1,6 +1,6 @@
 //! Resolves `openkvs serve` settings from flags, environment and the TOML file.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
@@ -22,6 +22,12 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    tls_self_signed: Option<bool>,
+    turn_listen: Option<SocketAddr>,
+    public_ip: Option<IpAddr>,
+    turn_secret: Option<String>,
+    turn_uris: Option<Vec<String>>,
+    no_turn: Option<bool>,
 }
 
 /// Resolved settings.
@@ -35,6 +41,18 @@ pub(crate) struct ServeConfig {
     pub root_key: Option<(String, String)>,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub log_format: LogFormat,
+    /// `--tls-self-signed`.
+    pub tls_self_signed: bool,
+    /// Embedded TURN listener; `None` with `--no-turn`.
+    pub turn_listen: Option<SocketAddr>,
+    /// Whether `turn_listen` was chosen by the user (a bind failure is then fatal).
+    pub turn_listen_explicit: bool,
+    /// Address in TURN URIs, relay candidates and the self-signed certificate.
+    pub public_ip: IpAddr,
+    /// TURN REST secret; `None`: derived from the server key.
+    pub turn_secret: Option<String>,
+    /// TURN URIs handed out instead of the embedded server's.
+    pub turn_uris: Vec<String>,
 }
 
 impl ServeConfig {
@@ -95,7 +113,45 @@ impl ServeConfig {
             (None, None) => None,
             _ => bail!("--tls-cert and --tls-key go together"),
         };
+        let tls_self_signed = a.tls_self_signed || file.tls_self_signed.unwrap_or(false);
+        if tls_self_signed && tls.is_some() {
+            bail!("--tls-self-signed and --tls-cert/--tls-key exclude each other");
+        }
+        let no_turn = a.no_turn || file.no_turn.unwrap_or(false);
+        let public_ip = a.public_ip.or(file.public_ip);
+        let turn_listen_arg = a.turn_listen.or(file.turn_listen);
+        let turn_listen = turn_listen_arg.unwrap_or_else(|| match public_ip {
+            Some(_) => ([0, 0, 0, 0], 3478).into(),
+            None => ([127, 0, 0, 1], 3478).into(),
+        });
+        let public_ip = public_ip.unwrap_or_else(|| {
+            if turn_listen.ip().is_unspecified() {
+                [127, 0, 0, 1].into()
+            } else {
+                turn_listen.ip()
+            }
+        });
+        let turn_uris = if a.turn_uris.is_empty() {
+            file.turn_uris.unwrap_or_default()
+        } else {
+            a.turn_uris
+        };
+        for u in &turn_uris {
+            if !(u.starts_with("turn:") || u.starts_with("turns:")) {
+                bail!("--turn-uri {u:?} must start with turn: or turns:");
+            }
+        }
+        let turn_secret = a.turn_secret.or(file.turn_secret);
+        if turn_secret.as_deref() == Some("") {
+            bail!("--turn-secret must not be empty");
+        }
         Ok(Self {
+            tls_self_signed,
+            turn_listen: (!no_turn).then_some(turn_listen),
+            turn_listen_explicit: turn_listen_arg.is_some(),
+            public_ip,
+            turn_secret,
+            turn_uris,
             listen: a
                 .listen
                 .or(file.listen)

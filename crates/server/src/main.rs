@@ -5,7 +5,9 @@ mod cli;
 mod client;
 mod config;
 mod credentials;
+mod selfsigned;
 mod serve;
+mod turn;
 
 use clap::Parser as _;
 

@@ -63,7 +63,48 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let fragments = store::LocalFragmentStore::open(&cfg.data_dir)
         .with_context(|| format!("opening the fragment store in {}", cfg.data_dir.display()))?;
     let token_key = credentials::load_or_generate_token_key(&cfg.data_dir)?;
+    let turn_secret = cfg
+        .turn_secret
+        .clone()
+        .unwrap_or_else(|| api::ice::derive_secret(&token_key));
     let mut auth = api::Authenticator::new(token_key);
+    let dev_tls = if cfg.tls_self_signed {
+        Some(crate::selfsigned::load_or_create(
+            &cfg.data_dir,
+            &[cfg.public_ip.to_string()],
+        )?)
+    } else {
+        None
+    };
+    let tls = match &dev_tls {
+        Some(t) => Some((t.cert.clone(), t.key.clone())),
+        None => cfg.tls.clone(),
+    };
+    let turn_server = match cfg.turn_listen {
+        None => None,
+        Some(listen) => {
+            match crate::turn::start(listen, cfg.public_ip, turn_secret.clone().into_bytes()).await
+            {
+                Ok(s) => Some(s),
+                Err(e) if !cfg.turn_listen_explicit => {
+                    tracing::warn!(error = %format!("{e:#}"), "embedded TURN server not started (set --turn-listen to make this fatal, or --no-turn)");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let turn_uris = if !cfg.turn_uris.is_empty() {
+        cfg.turn_uris.clone()
+    } else if let Some((_, addr)) = &turn_server {
+        let host = match cfg.public_ip {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip @ std::net::IpAddr::V4(_) => ip.to_string(),
+        };
+        vec![format!("turn:{host}:{}?transport=udp", addr.port())]
+    } else {
+        Vec::new()
+    };
     let mut stdout = std::io::stdout().lock();
     let (akid, secret, generated) = match &cfg.root_key {
         Some((id, secret)) => (id.clone(), secret.clone(), false),
@@ -78,7 +119,7 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cfg.listen))?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
-    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let host = if local.ip().is_unspecified() {
         format!("127.0.0.1:{}", local.port())
     } else {
@@ -93,12 +134,17 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         region: cfg.region.clone(),
         account_id: cfg.account_id.clone(),
         public_url: cfg.public_url.clone(),
-        tls: cfg.tls.is_some(),
+        tls: tls.is_some(),
         max_json_body_bytes: 1 << 20,
+        turn: (!turn_uris.is_empty()).then(|| api::ice::TurnConfig {
+            secret: turn_secret.clone().into_bytes(),
+            uris: turn_uris.clone(),
+            ttl_secs: api::ice::DEFAULT_TTL_SECS,
+        }),
     };
     let state = api::AppState::new(Arc::new(catalog), Arc::new(fragments), api_cfg, auth);
     tokio::spawn(api::retention::run(state.clone()));
-    let app = api::app(state);
+    let app = api::app(state.clone());
 
     writeln!(
         stdout,
@@ -142,6 +188,30 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             "  credentials: access key {akid} (from the environment or config file)"
         )?;
     }
+    match (&turn_server, turn_uris.is_empty()) {
+        (Some((_, addr)), _) => writeln!(
+            stdout,
+            "  TURN: embedded server on {addr}/udp, handed out as {}",
+            turn_uris.join(" ")
+        )?,
+        (None, false) => writeln!(stdout, "  TURN: handing out {}", turn_uris.join(" "))?,
+        (None, true) => writeln!(
+            stdout,
+            "  TURN: none (GetIceServerConfig returns an empty IceServerList)"
+        )?,
+    }
+    if let Some(t) = &dev_tls {
+        writeln!(
+            stdout,
+            "  TLS: self-signed development certificate{}; trust its CA {}:
+                 aws ... --ca-bundle {ca}   (or export AWS_CA_BUNDLE={ca})
+                 export NODE_EXTRA_CA_CERTS={ca}   (Node.js, KVS JS SDK)
+                 browsers: import {ca} as a trusted authority (e.g. chrome://certificate-manager)",
+            if t.created { " (created now)" } else { "" },
+            t.ca.display(),
+            ca = t.ca.display(),
+        )?;
+    }
     drop(stdout);
     tracing::info!(%url, listen = %local, "openkvs ready");
 
@@ -150,10 +220,11 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing requests in flight (10 s at most)");
+        state.signaling.shutdown();
         h.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     let svc = app.into_make_service();
-    match &cfg.tls {
+    match &tls {
         None => {
             axum_server::from_tcp(listener)
                 .handle(handle)
@@ -176,6 +247,9 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
                 .serve(svc)
                 .await?;
         }
+    }
+    if let Some((server, _)) = turn_server {
+        let _ = server.close().await;
     }
     tracing::info!("stopped");
     Ok(())

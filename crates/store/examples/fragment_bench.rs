@@ -1,11 +1,14 @@
 //! Group-commit throughput and `persist` latency of `LocalFragmentStore`.
 //!
 //! ```text
-//! cargo run --release -p openkvs-store --example fragment_bench -- [--dir DIR] [--secs N] [--tasks 1,100,1000]
+//! cargo run --release -p openkvs-store --example fragment_bench -- [--dir DIR] [--secs N] [--tasks 1,100,1000] [--interval-ms MS]
 //! ```
 //!
-//! For each task count, N tasks persist 1 MB fragments (60 frames) in a loop for `--secs`
-//! seconds, in two layouts: one stream per task (many cameras) and all tasks on one stream.
+//! For each task count, N tasks persist 1 MB fragments (60 frames) for `--secs` seconds, in two
+//! layouts: one stream per task (many cameras) and all tasks on one stream. Closed loop by
+//! default (each task persists again as soon as the last one returned: saturation); with
+//! `--interval-ms`, each task persists one fragment per interval, starting at a random offset
+//! (cameras sending fragments of that length: latency at a given load).
 //! Each run uses a fresh store in a temporary directory under `--dir` (default: the system temp
 //! dir), deleted afterwards. Prints a Markdown table.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -24,6 +27,7 @@ struct Args {
     dir: std::path::PathBuf,
     secs: u64,
     tasks: Vec<usize>,
+    interval: Option<Duration>,
 }
 
 fn args() -> Args {
@@ -31,6 +35,7 @@ fn args() -> Args {
         dir: std::env::temp_dir(),
         secs: 8,
         tasks: vec![1, 100, 1000],
+        interval: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -43,6 +48,11 @@ fn args() -> Args {
                     .split(',')
                     .map(|t| t.parse().expect("--tasks 1,100,1000"))
                     .collect()
+            }
+            "--interval-ms" => {
+                a.interval = Some(Duration::from_millis(
+                    value.parse().expect("--interval-ms MS"),
+                ))
             }
             _ => panic!("unknown flag {flag}"),
         }
@@ -76,7 +86,13 @@ struct Run {
     files_synced: u64,
 }
 
-async fn run(dir: &std::path::Path, tasks: usize, one_stream: bool, secs: u64) -> Run {
+async fn run(
+    dir: &std::path::Path,
+    tasks: usize,
+    one_stream: bool,
+    secs: u64,
+    interval: Option<Duration>,
+) -> Run {
     let store = LocalFragmentStore::open(dir).unwrap();
     let streams = if one_stream { 1 } else { tasks };
     let mut ids = Vec::new();
@@ -116,7 +132,13 @@ async fn run(dir: &std::path::Path, tasks: usize, one_stream: bool, secs: u64) -
             let (arn, ts) = ids[if one_stream { 0 } else { t }].clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
+                // Open loop: spread the tasks' start times over one interval.
+                let mut tick = interval.map(|i| start + i.mul_f64(t as f64 / tasks as f64));
                 while Instant::now() < deadline {
+                    if let (Some(at), Some(interval)) = (tick.as_mut(), interval) {
+                        tokio::time::sleep_until((*at).into()).await;
+                        *at += interval;
+                    }
                     let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let f = NewFragment {
                         stream_arn: arn.clone(),
@@ -135,7 +157,11 @@ async fn run(dir: &std::path::Path, tasks: usize, one_stream: bool, secs: u64) -
                     };
                     let t0 = Instant::now();
                     store.persist(f, ts).await.unwrap();
-                    latencies.push(t0.elapsed());
+                    // Open loop: a stream's first fragment creates its directory and first
+                    // segment file; report steady state.
+                    if interval.is_none() || n > tasks as u64 {
+                        latencies.push(t0.elapsed());
+                    }
                 }
                 latencies
             })
@@ -177,7 +203,7 @@ fn main() {
                 continue; // same as one stream per task
             }
             let dir = tempfile::tempdir_in(&args.dir).unwrap();
-            let r = rt.block_on(run(dir.path(), tasks, one_stream, args.secs));
+            let r = rt.block_on(run(dir.path(), tasks, one_stream, args.secs, args.interval));
             println!(
                 "| {tasks} | {} | {} | {:.1} | {:.0} | {:.0} | {:.1} | {:.1} | {} | {:.1} | {:.1} |",
                 if one_stream { 1 } else { tasks },

@@ -2,11 +2,11 @@
 //! [`FragmentStore`]: fragment media bytes plus their time index.
 //!
 //! Embedded defaults, zero setup, all under one data directory:
-//! - [`SqliteCatalog`]: `catalog.db`.
-//! - [`LocalFragmentStore`]: media in append-only segment files under `media/`, the fragment
-//!   index (per-fragment rows with a compact per-frame table) in `fragments.db`. One writer
-//!   thread group-commits concurrent `persist` calls: media `fdatasync`ed first, then all index
-//!   rows in one SQLite transaction. Design, schema and encodings: `crates/store/DESIGN.md`.
+//! - `catalog.db` is the [`SqliteCatalog`].
+//! - `media/` and `fragments.db` are the [`LocalFragmentStore`]: media in append-only segment
+//!   files, the fragment index (per-fragment rows with a compact per-frame table) in SQLite. One
+//!   writer thread group-commits concurrent `persist` calls: media `fdatasync`ed first, then all
+//!   index rows in one SQLite transaction. Design, schema and encodings: `crates/store/DESIGN.md`.
 //!
 //! Both traits are async and object-safe so PostgreSQL (+ S3) implementations can sit beside
 //! them and pass the same conformance tests (`tests/catalog_conformance.rs`,

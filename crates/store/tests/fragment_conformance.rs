@@ -401,7 +401,10 @@ pub async fn conformance(store: Arc<dyn FragmentStore>) {
     }
 
     // Stored out of number order: ranges over c are still by number.
-    let got = store.range(&c, &q(TimestampKind::Server, 1010, 1020, None, 5)).await.unwrap();
+    let got = store
+        .range(&c, &q(TimestampKind::Server, 1010, 1020, None, 5))
+        .await
+        .unwrap();
     assert_eq!(numbers(&got), [1010, 1011, 1012, 1013, 1014]);
 
     // ---- range order never depends on timestamps following numbers ----
@@ -411,7 +414,13 @@ pub async fn conformance(store: Arc<dyn FragmentStore>) {
     let producer_s = [5, 3, 8, 1, 7, 2, 6, 4];
     for n in 1..=8u128 {
         let server_ms = 9000 - 1000 * n as i64;
-        store.persist(fragment(&d, n, server_ms, producer_s[n as usize - 1] * 1000), ts_d).await.unwrap();
+        store
+            .persist(
+                fragment(&d, n, server_ms, producer_s[n as usize - 1] * 1000),
+                ts_d,
+            )
+            .await
+            .unwrap();
     }
     let cases: &[(RangeQuery, &[u128])] = &[
         (q(Server, 0, i64::MAX, None, 3), &[1, 2, 3]),
@@ -424,21 +433,79 @@ pub async fn conformance(store: Arc<dyn FragmentStore>) {
         (q(Producer, 2000, 6000, Some(6), 3), &[7, 8]),
     ];
     for (query, want) in cases {
-        assert_eq!(numbers(&store.range(&d, query).await.unwrap()), *want, "{query:?}");
+        assert_eq!(
+            numbers(&store.range(&d, query).await.unwrap()),
+            *want,
+            "{query:?}"
+        );
     }
     // e: in order at first, then one fragment arrives with an earlier server time.
     let e = arn("conf-e");
     let ts_e = store.track_set(&e, &tracks(b"e")).await.unwrap();
     for n in 1..=5u128 {
-        store.persist(fragment(&e, n, 1000 * n as i64, 1000 * n as i64), ts_e).await.unwrap();
+        store
+            .persist(fragment(&e, n, 1000 * n as i64, 1000 * n as i64), ts_e)
+            .await
+            .unwrap();
     }
-    assert_eq!(numbers(&store.range(&e, &q(Server, 0, i64::MAX, Some(2), 2)).await.unwrap()), [3, 4]);
-    assert_eq!(numbers(&store.range(&e, &q(Server, 2000, 3000, None, 10)).await.unwrap()), [2, 3]);
-    store.persist(fragment(&e, 6, 2500, 6000), ts_e).await.unwrap();
-    assert_eq!(numbers(&store.range(&e, &q(Server, 2000, 3000, None, 10)).await.unwrap()), [2, 3, 6]);
-    assert_eq!(numbers(&store.range(&e, &q(Server, 2000, 3000, None, 2)).await.unwrap()), [2, 3]);
-    assert_eq!(numbers(&store.range(&e, &q(Server, 2000, 3000, Some(3), 2)).await.unwrap()), [6]);
-    assert_eq!(numbers(&store.range(&e, &q(Producer, 2000, 6000, Some(3), 10)).await.unwrap()), [4, 5, 6]);
+    assert_eq!(
+        numbers(
+            &store
+                .range(&e, &q(Server, 0, i64::MAX, Some(2), 2))
+                .await
+                .unwrap()
+        ),
+        [3, 4]
+    );
+    assert_eq!(
+        numbers(
+            &store
+                .range(&e, &q(Server, 2000, 3000, None, 10))
+                .await
+                .unwrap()
+        ),
+        [2, 3]
+    );
+    store
+        .persist(fragment(&e, 6, 2500, 6000), ts_e)
+        .await
+        .unwrap();
+    assert_eq!(
+        numbers(
+            &store
+                .range(&e, &q(Server, 2000, 3000, None, 10))
+                .await
+                .unwrap()
+        ),
+        [2, 3, 6]
+    );
+    assert_eq!(
+        numbers(
+            &store
+                .range(&e, &q(Server, 2000, 3000, None, 2))
+                .await
+                .unwrap()
+        ),
+        [2, 3]
+    );
+    assert_eq!(
+        numbers(
+            &store
+                .range(&e, &q(Server, 2000, 3000, Some(3), 2))
+                .await
+                .unwrap()
+        ),
+        [6]
+    );
+    assert_eq!(
+        numbers(
+            &store
+                .range(&e, &q(Producer, 2000, 6000, Some(3), 10))
+                .await
+                .unwrap()
+        ),
+        [4, 5, 6]
+    );
     store.delete_stream(&d).await.unwrap();
     store.delete_stream(&e).await.unwrap();
 

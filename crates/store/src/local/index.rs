@@ -636,7 +636,9 @@ impl OrderState {
 /// A stream's [`OrderState`] as stored.
 pub(crate) fn order_state(conn: &Connection, stream_id: i64) -> Result<OrderState> {
     let op = "load stream order state";
-    let row: Option<(bool, bool, Option<[u8; 16]>, Option<i64>, Option<i64>)> = conn
+    /// Flags, then the maxima of number, server_ms and producer_ms (NULL without rows).
+    type OrderRow = (bool, bool, Option<[u8; 16]>, Option<i64>, Option<i64>);
+    let row: Option<OrderRow> = conn
         .prepare_cached(
             "SELECT s.server_ordered, s.producer_ordered, \
                     (SELECT MAX(number) FROM fragment WHERE stream_id = s.id), \
