@@ -28,7 +28,13 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly
   gstreamer1.0-libav
   mkvtoolnix
+  # TURN client for the embedded TURN server test (tests/e2e/test_signaling.py)
+  coturn
 )
+# Node runs the KVS WebRTC JS SDK signaling tests (tests/node); Debian's only if none is installed.
+if ! command -v node >/dev/null 2>&1; then
+  APT_PACKAGES+=(nodejs npm)
+fi
 
 VENV="$ROOT/.venv"
 OUT="$ROOT/tests/out"
@@ -109,6 +115,22 @@ install_apt() {
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# tests/node: the KVS WebRTC JS SDK and AWS SDK v3 from the committed package-lock.json.
+install_node() {
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "npm not found; the Node signaling test will fail"
+    return 1
+  fi
+  local stamp="tests/node/node_modules/.openkvs-lock.sha256" want
+  want="$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ]; then
+    echo "npm: tests/node/package-lock.json unchanged, nothing to install"
+    return 0
+  fi
+  (cd tests/node && npm ci --legacy-peer-deps --no-audit --no-fund) || return
+  echo "$want" >"$stamp"
 }
 
 install_venv() {
@@ -199,6 +221,7 @@ if [ "${OPENKVS_SKIP_INSTALL:-0}" = "1" ]; then
 else
   phase apt install_apt || finish
   phase pip install_venv || finish
+  phase npm install_node || true
 fi
 
 phase build cargo build --workspace --all-targets || finish

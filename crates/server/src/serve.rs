@@ -203,10 +203,10 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     if let Some(t) = &dev_tls {
         writeln!(
             stdout,
-            "  TLS: self-signed development certificate{}; trust its CA {}:
-                 aws ... --ca-bundle {ca}   (or export AWS_CA_BUNDLE={ca})
-                 export NODE_EXTRA_CA_CERTS={ca}   (Node.js, KVS JS SDK)
-                 browsers: import {ca} as a trusted authority (e.g. chrome://certificate-manager)",
+            "  TLS: self-signed development certificate{}; trust its CA {}:\n    \
+             aws ... --ca-bundle {ca}   (or export AWS_CA_BUNDLE={ca})\n    \
+             export NODE_EXTRA_CA_CERTS={ca}   (Node.js, KVS JS SDK)\n    \
+             browsers: import {ca} as a trusted authority (e.g. chrome://certificate-manager)",
             if t.created { " (created now)" } else { "" },
             t.ca.display(),
             ca = t.ca.display(),
