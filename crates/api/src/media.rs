@@ -237,7 +237,17 @@ impl PutMediaShell {
                     }
                 },
                 _ = guard.replaced.changed() => {
-                    tracing::info!(stream = %self.stream.name, "PutMedia connection replaced by a newer one");
+                    // Either a newer connection took over, or the stream was deleted (4008).
+                    let gone = matches!(
+                        self.st.catalog.stream(&Selector::Arn(self.stream.arn.clone())).await,
+                        Err(ref e) if e.kind() == ErrorKind::NotFound
+                    );
+                    if gone {
+                        tracing::info!(stream = %self.stream.name, "stream deleted during PutMedia");
+                        self.send_ack(&Ack::error(None, ingest::error_id::STREAM_NOT_ACTIVE)).await;
+                    } else {
+                        tracing::info!(stream = %self.stream.name, "PutMedia connection replaced by a newer one");
+                    }
                     break;
                 }
             }

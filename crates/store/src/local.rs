@@ -1065,7 +1065,11 @@ mod tests {
         let t = std::time::Instant::now();
         let report = rt.block_on(store.fsck(false)).unwrap();
         assert!(report.is_clean(), "{report:?}");
-        println!("fsck of {} fragments: {:.1?}", report.fragments, t.elapsed());
+        println!(
+            "fsck of {} fragments: {:.1?}",
+            report.fragments,
+            t.elapsed()
+        );
     }
 
     /// Nanoseconds this thread has run on a CPU (Linux `/proc/thread-self/schedstat`).
