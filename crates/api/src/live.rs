@@ -53,6 +53,17 @@ impl StreamLive {
 pub struct Hub {
     streams: Mutex<HashMap<String, StreamLive>>,
     next_id: std::sync::atomic::AtomicU64,
+    shutdown: ShutdownFlag,
+}
+
+/// A latch: once set, every waiter (now and later) returns at once.
+#[derive(Debug)]
+struct ShutdownFlag(watch::Sender<bool>);
+
+impl Default for ShutdownFlag {
+    fn default() -> Self {
+        Self(watch::channel(false).0)
+    }
 }
 
 /// Held by a PutMedia session; dropping it unregisters the producer.
@@ -77,6 +88,18 @@ impl Drop for ProducerGuard {
 }
 
 impl Hub {
+    /// Ends every PutMedia session and live GetMedia (graceful server shutdown): long-lived
+    /// streams would otherwise hold the shutdown for its whole grace period.
+    pub fn shutdown(&self) {
+        self.shutdown.0.send_replace(true);
+    }
+
+    /// Resolves once [`Self::shutdown`] was called.
+    pub async fn shutting_down(&self) {
+        let mut rx = self.shutdown.0.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+
     fn with<T>(&self, arn: &str, f: impl FnOnce(&mut StreamLive) -> T) -> T {
         let mut m = self.streams.lock().expect("hub mutex");
         f(m.entry(arn.to_owned()).or_insert_with(StreamLive::new))

@@ -163,8 +163,34 @@ pub(crate) async fn put_media(st: AppState, parts: Parts, body: Body) -> ApiResu
     cfg.last_number = last_number;
     cfg.recent = recent;
     let guard = st.live.register_producer(&stream.arn);
-    let (tx, rx) = mpsc::channel::<Bytes>(256);
     tracing::info!(stream = %stream.name, timecode_type = ?p.timecode_type, acks = p.acks, "PutMedia session started");
+    if !p.acks {
+        // `x-amzn-fragment-acknowledgment-required: 0`: the producer will not read a reply
+        // (ffmpeg, curl-based sinks). Anything written to it while it sends would sit unread
+        // in its socket, and closing a socket with unread data makes the kernel send RST,
+        // which discards whatever of the body we have not read yet. So answer only after the
+        // whole body is in: 200 with the ack lines as the body.
+        let (tx, _rx) = mpsc::channel::<Bytes>(1);
+        let name = stream.name.clone();
+        let mut shell = PutMediaShell {
+            st,
+            stream,
+            acks: true,
+            tx,
+            ended: false,
+            collected: Some(Vec::new()),
+        };
+        shell.run(Session::new(cfg), body, guard).await;
+        let out = shell.collected.take().unwrap_or_default();
+        tracing::info!(stream = %name, "PutMedia session ended");
+        let mut resp = Response::new(Body::from(out));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Ok(resp);
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
     tokio::spawn(async move {
         let name = stream.name.clone();
         let mut shell = PutMediaShell {
@@ -173,6 +199,7 @@ pub(crate) async fn put_media(st: AppState, parts: Parts, body: Body) -> ApiResu
             acks: p.acks,
             tx,
             ended: false,
+            collected: None,
         };
         shell.run(Session::new(cfg), body, guard).await;
         tracing::info!(stream = %name, "PutMedia session ended");
@@ -186,15 +213,23 @@ struct PutMediaShell {
     acks: bool,
     tx: mpsc::Sender<Bytes>,
     ended: bool,
+    /// Acks kept for a reply sent after the body (producers that do not read while sending).
+    collected: Option<Vec<u8>>,
 }
 
 impl PutMediaShell {
-    async fn send_ack(&self, ack: &Ack) {
+    async fn send_ack(&mut self, ack: &Ack) {
         if !self.acks && ack.error_id.is_none() {
             return;
         }
         let mut line = ack.to_json();
         line.push('\n');
+        if let Some(buf) = &mut self.collected {
+            if ack.event != ingest::AckEvent::Idle {
+                buf.extend_from_slice(line.as_bytes());
+            }
+            return;
+        }
         // A producer that does not read acks (ffmpeg) closes its side; that is normal.
         let _ = self.tx.send(Bytes::from(line)).await;
     }
@@ -212,6 +247,7 @@ impl PutMediaShell {
                 frame = tokio::time::timeout(IDLE_ACK_EVERY, body.frame()) => match frame {
                     Ok(Some(Ok(f))) => {
                         if let Ok(data) = f.into_data() {
+                            tracing::trace!(stream = %self.stream.name, bytes = data.len(), "PutMedia body data");
                             last_data = tokio::time::Instant::now();
                             session.push(&data, now_ms());
                             self.drain(&mut session).await;
@@ -224,6 +260,7 @@ impl PutMediaShell {
                         break;
                     }
                     Ok(None) => {
+                        tracing::debug!(stream = %self.stream.name, "PutMedia body complete");
                         session.finish(now_ms());
                         self.drain(&mut session).await;
                         break;
@@ -236,6 +273,10 @@ impl PutMediaShell {
                         self.send_ack(&Ack::idle()).await;
                     }
                 },
+                () = self.st.live.shutting_down() => {
+                    tracing::info!(stream = %self.stream.name, "server shutting down: ending PutMedia");
+                    break;
+                }
                 _ = guard.replaced.changed() => {
                     // Either a newer connection took over, or the stream was deleted (4008).
                     let gone = matches!(
@@ -695,6 +736,7 @@ async fn follow(
             // Caught up: wait for the next fragment, checking now and then that the client
             // is still there and the stream still exists.
             tokio::select! {
+                () = st.live.shutting_down() => return Ok(()),
                 r = notify.changed() => if r.is_err() { return Ok(()) },
                 () = tokio::time::sleep(Duration::from_secs(2)) => {
                     if tx.is_closed() {
@@ -829,12 +871,11 @@ pub(crate) async fn list_fragments(
             serde_json::from_slice::<ListCursor>(&raw).map_err(|_| bad())?
         }
         None => match &i.fragment_selector {
-            None => ListCursor {
-                k: "s".into(),
-                s: i64::MIN,
-                e: i64::MAX,
-                a: None,
-            },
+            None => {
+                return Err(ApiError::invalid(
+                    "FragmentSelector is required when NextToken is not given (FragmentSelectorType and TimestampRange)",
+                ));
+            }
             Some(fs) => {
                 let k = match v::required(
                     &fs.fragment_selector_type,

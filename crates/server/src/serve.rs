@@ -221,15 +221,18 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing requests in flight (10 s at most)");
         state.signaling.shutdown();
+        state.live.shutdown();
         h.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     let svc = app.into_make_service();
     match &tls {
         None => {
-            axum_server::from_tcp(listener)
-                .handle(handle)
-                .serve(svc)
-                .await?
+            let mut server = axum_server::from_tcp(listener);
+            // Producers such as ffmpeg send the last chunk of a PutMedia body and close their
+            // side at once; without half-close hyper drops what it had not yet handed to the
+            // handler when it reads that EOF.
+            server.http_builder().http1().half_close(true);
+            server.handle(handle).serve(svc).await?
         }
         Some((cert, key)) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -242,10 +245,9 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
                         key.display()
                     )
                 })?;
-            axum_server::from_tcp_rustls(listener, tls)
-                .handle(handle)
-                .serve(svc)
-                .await?;
+            let mut server = axum_server::from_tcp_rustls(listener, tls);
+            server.http_builder().http1().half_close(true);
+            server.handle(handle).serve(svc).await?;
         }
     }
     if let Some((server, _)) = turn_server {

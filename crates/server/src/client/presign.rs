@@ -62,6 +62,11 @@ pub(crate) fn presign_put_media(
             params: &[
                 ("x-amzn-stream-name", stream),
                 ("x-amzn-fragment-timecode-type", timecode_type),
+                // The tools that use presigned URLs (ffmpeg, GStreamer's curlhttpsink) never read
+                // the reply while they send; with acks off the server answers after the body,
+                // so no unread reply can turn their close into a connection reset that loses
+                // the end of the upload.
+                ("x-amzn-fragment-acknowledgment-required", "0"),
             ],
             expires_secs: i64::try_from(expires.as_secs()).unwrap_or(i64::MAX),
         },
