@@ -179,6 +179,8 @@ pub(crate) async fn put_media(st: AppState, parts: Parts, body: Body) -> ApiResu
             tx,
             ended: false,
             collected: Some(Vec::new()),
+            hold_received: false,
+            held: String::new(),
         };
         shell.run(Session::new(cfg), body, guard).await;
         let out = shell.collected.take().unwrap_or_default();
@@ -200,6 +202,8 @@ pub(crate) async fn put_media(st: AppState, parts: Parts, body: Body) -> ApiResu
             tx,
             ended: false,
             collected: None,
+            hold_received: true,
+            held: String::new(),
         };
         shell.run(Session::new(cfg), body, guard).await;
         tracing::info!(stream = %name, "PutMedia session ended");
@@ -215,6 +219,10 @@ struct PutMediaShell {
     ended: bool,
     /// Acks kept for a reply sent after the body (producers that do not read while sending).
     collected: Option<Vec<u8>>,
+    /// Whether RECEIVED waits for the PERSISTED that follows (streams with retention).
+    hold_received: bool,
+    /// A held RECEIVED line.
+    held: String,
 }
 
 impl PutMediaShell {
@@ -223,6 +231,7 @@ impl PutMediaShell {
             return;
         }
         let mut line = ack.to_json();
+        tracing::trace!(stream = %self.stream.name, ack = %line, "PutMedia ack");
         line.push('\n');
         if let Some(buf) = &mut self.collected {
             if ack.event != ingest::AckEvent::Idle {
@@ -230,8 +239,25 @@ impl PutMediaShell {
             }
             return;
         }
+        // RECEIVED is held back and goes out in one write with the PERSISTED (or ERROR) that
+        // follows a few ms later: two small writes in a row would make the second wait for
+        // the producer's delayed ACK (about 40 ms of Nagle-style coalescing on loopback).
+        if ack.event == ingest::AckEvent::Received && self.hold_received {
+            self.held.push_str(&line);
+            return;
+        }
+        let mut out = std::mem::take(&mut self.held);
+        out.push_str(&line);
         // A producer that does not read acks (ffmpeg) closes its side; that is normal.
-        let _ = self.tx.send(Bytes::from(line)).await;
+        let _ = self.tx.send(Bytes::from(out)).await;
+    }
+
+    /// Sends a held RECEIVED on its own (retention-0 streams get no PERSISTED).
+    async fn flush_held(&mut self) {
+        if !self.held.is_empty() {
+            let out = std::mem::take(&mut self.held);
+            let _ = self.tx.send(Bytes::from(out)).await;
+        }
     }
 
     async fn run(
@@ -293,6 +319,7 @@ impl PutMediaShell {
                 }
             }
         }
+        self.flush_held().await;
     }
 
     async fn drain(&mut self, session: &mut Session) {
@@ -360,6 +387,7 @@ impl PutMediaShell {
                 tags: cf.fragment.tags.clone(),
             };
             let f = cf.fragment;
+            self.flush_held().await;
             self.st.live.keep_in_memory(MemFragment {
                 meta,
                 tracks: f.tracks,
