@@ -173,22 +173,50 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// DescribeStream.
     async fn stream(&self, sel: &Selector) -> Result<StreamRecord>;
     /// ListStreams: names starting with `prefix`, strictly after `after`, at most `limit`.
-    async fn list_streams(&self, prefix: Option<&str>, after: Option<&str>, limit: usize) -> Result<Page<StreamRecord>>;
+    async fn list_streams(
+        &self,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<StreamRecord>>;
     /// UpdateStream / UpdateDataRetention: applies `update` if `current_version` matches.
-    async fn update_stream(&self, sel: &Selector, current_version: &str, update: StreamUpdate) -> Result<StreamRecord>;
+    async fn update_stream(
+        &self,
+        sel: &Selector,
+        current_version: &str,
+        update: StreamUpdate,
+    ) -> Result<StreamRecord>;
     /// DeleteStream (and its tags). `current_version`, when given, must match.
-    async fn delete_stream(&self, sel: &Selector, current_version: Option<&str>) -> Result<StreamRecord>;
+    async fn delete_stream(
+        &self,
+        sel: &Selector,
+        current_version: Option<&str>,
+    ) -> Result<StreamRecord>;
 
     /// CreateSignalingChannel.
     async fn create_channel(&self, new: NewChannel) -> Result<ChannelRecord>;
     /// DescribeSignalingChannel.
     async fn channel(&self, sel: &Selector) -> Result<ChannelRecord>;
     /// ListSignalingChannels.
-    async fn list_channels(&self, prefix: Option<&str>, after: Option<&str>, limit: usize) -> Result<Page<ChannelRecord>>;
+    async fn list_channels(
+        &self,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ChannelRecord>>;
     /// UpdateSignalingChannel.
-    async fn update_channel(&self, sel: &Selector, current_version: &str, update: ChannelUpdate) -> Result<ChannelRecord>;
+    async fn update_channel(
+        &self,
+        sel: &Selector,
+        current_version: &str,
+        update: ChannelUpdate,
+    ) -> Result<ChannelRecord>;
     /// DeleteSignalingChannel (and its tags).
-    async fn delete_channel(&self, sel: &Selector, current_version: Option<&str>) -> Result<ChannelRecord>;
+    async fn delete_channel(
+        &self,
+        sel: &Selector,
+        current_version: Option<&str>,
+    ) -> Result<ChannelRecord>;
 
     /// Adds or overwrites tags on a stream or channel, by ARN.
     async fn tag(&self, arn: &str, tags: Tags) -> Result<()>;

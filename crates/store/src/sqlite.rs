@@ -13,8 +13,8 @@ use rand::Rng as _;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use crate::catalog::{
-    Catalog, ChannelRecord, ChannelUpdate, NewChannel, NewStream, Page, ResourceStatus, Selector, StreamRecord,
-    StreamUpdate, Tags, MAX_TAGS_PER_RESOURCE,
+    Catalog, ChannelRecord, ChannelUpdate, MAX_TAGS_PER_RESOURCE, NewChannel, NewStream, Page,
+    ResourceStatus, Selector, StreamRecord, StreamUpdate, Tags,
 };
 use crate::{Error, Result};
 
@@ -58,13 +58,18 @@ pub struct SqliteCatalog {
 fn new_version() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..20).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 impl SqliteCatalog {
     /// Opens (creating if needed) `dir/catalog.db` and applies migrations.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
         let conn = Connection::open(dir.join("catalog.db"))?;
         Self::init(conn)
     }
@@ -93,21 +98,27 @@ impl SqliteCatalog {
             tx.commit()?;
             tracing::info!(version = i + 1, "applied catalog migration");
         }
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().expect("catalog mutex poisoned: a previous call panicked");
+            let mut guard = conn
+                .lock()
+                .expect("catalog mutex poisoned: a previous call panicked");
             f(&mut guard)
         })
         .await?
     }
 }
 
-const STREAM_COLS: &str =
-    "name, arn, device_name, media_type, kms_key_id, version, created_ms, data_retention_hours, storage_tier";
+const STREAM_COLS: &str = "name, arn, device_name, media_type, kms_key_id, version, created_ms, data_retention_hours, storage_tier";
 
 fn stream_row(r: &Row<'_>) -> rusqlite::Result<StreamRecord> {
     Ok(StreamRecord {
@@ -124,7 +135,8 @@ fn stream_row(r: &Row<'_>) -> rusqlite::Result<StreamRecord> {
     })
 }
 
-const CHANNEL_COLS: &str = "name, arn, channel_type, version, created_ms, message_ttl_seconds, media_storage_stream_arn";
+const CHANNEL_COLS: &str =
+    "name, arn, channel_type, version, created_ms, message_ttl_seconds, media_storage_stream_arn";
 
 fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRecord> {
     Ok(ChannelRecord {
@@ -157,16 +169,27 @@ fn find<T>(
         Selector::Name(n) => ("name", n),
         Selector::Arn(a) => ("arn", a),
     };
-    conn.query_row(&format!("SELECT {cols} FROM {table} WHERE {col} = ?1"), [key], map)
-        .optional()?
-        .ok_or_else(|| Error::NotFound { what, key: sel.describe() })
+    conn.query_row(
+        &format!("SELECT {cols} FROM {table} WHERE {col} = ?1"),
+        [key],
+        map,
+    )
+    .optional()?
+    .ok_or_else(|| Error::NotFound {
+        what,
+        key: sel.describe(),
+    })
 }
 
 fn check_version(key: &Selector, given: &str, current: &str) -> Result<()> {
     if given == current {
         Ok(())
     } else {
-        Err(Error::VersionMismatch { key: key.describe(), given: given.to_owned(), current: current.to_owned() })
+        Err(Error::VersionMismatch {
+            key: key.describe(),
+            given: given.to_owned(),
+            current: current.to_owned(),
+        })
     }
 }
 
@@ -187,7 +210,9 @@ fn list<T>(
     );
     let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut items = stmt.query_map(params![prefix, after, fetch], map)?.collect::<rusqlite::Result<Vec<T>>>()?;
+    let mut items = stmt
+        .query_map(params![prefix, after, fetch], map)?
+        .collect::<rusqlite::Result<Vec<T>>>()?;
     let next_after = if items.len() > limit {
         items.truncate(limit);
         items.last().map(|i| name_of(i).to_owned())
@@ -198,13 +223,20 @@ fn list<T>(
 }
 
 fn insert_tags(tx: &rusqlite::Transaction<'_>, arn: &str, tags: &Tags) -> Result<()> {
-    let mut stmt = tx.prepare_cached("INSERT OR REPLACE INTO tag (arn, key, value) VALUES (?1, ?2, ?3)")?;
+    let mut stmt =
+        tx.prepare_cached("INSERT OR REPLACE INTO tag (arn, key, value) VALUES (?1, ?2, ?3)")?;
     for (k, v) in tags {
         stmt.execute(params![arn, k, v])?;
     }
-    let count: usize = tx.query_row("SELECT count(*) FROM tag WHERE arn = ?1", [arn], |r| r.get(0))?;
+    let count: usize = tx.query_row("SELECT count(*) FROM tag WHERE arn = ?1", [arn], |r| {
+        r.get(0)
+    })?;
     if count > MAX_TAGS_PER_RESOURCE {
-        return Err(Error::TooManyTags { key: arn.to_owned(), count, max: MAX_TAGS_PER_RESOURCE });
+        return Err(Error::TooManyTags {
+            key: arn.to_owned(),
+            count,
+            max: MAX_TAGS_PER_RESOURCE,
+        });
     }
     Ok(())
 }
@@ -216,7 +248,10 @@ fn resource_exists(conn: &Connection, arn: &str) -> Result<()> {
         |r| r.get(0),
     )?;
     if n == 0 {
-        return Err(Error::NotFound { what: "resource", key: arn.to_owned() });
+        return Err(Error::NotFound {
+            what: "resource",
+            key: arn.to_owned(),
+        });
     }
     Ok(())
 }
@@ -228,7 +263,9 @@ impl Catalog for SqliteCatalog {
             let tx = conn.transaction()?;
             let version = new_version();
             let r = tx.execute(
-                &format!("INSERT INTO stream ({STREAM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                &format!(
+                    "INSERT INTO stream ({STREAM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ),
                 params![
                     new.name,
                     new.arn,
@@ -243,12 +280,22 @@ impl Catalog for SqliteCatalog {
             );
             match r {
                 Err(e) if is_unique_violation(&e) => {
-                    return Err(Error::AlreadyExists { what: "stream", name: new.name });
+                    return Err(Error::AlreadyExists {
+                        what: "stream",
+                        name: new.name,
+                    });
                 }
                 r => r?,
             };
             insert_tags(&tx, &new.arn, &new.tags)?;
-            let rec = find(&tx, "stream", STREAM_COLS, "stream", &Selector::Name(new.name), stream_row)?;
+            let rec = find(
+                &tx,
+                "stream",
+                STREAM_COLS,
+                "stream",
+                &Selector::Name(new.name),
+                stream_row,
+            )?;
             tx.commit()?;
             Ok(rec)
         })
@@ -257,18 +304,38 @@ impl Catalog for SqliteCatalog {
 
     async fn stream(&self, sel: &Selector) -> Result<StreamRecord> {
         let sel = sel.clone();
-        self.run(move |conn| find(conn, "stream", STREAM_COLS, "stream", &sel, stream_row)).await
+        self.run(move |conn| find(conn, "stream", STREAM_COLS, "stream", &sel, stream_row))
+            .await
     }
 
-    async fn list_streams(&self, prefix: Option<&str>, after: Option<&str>, limit: usize) -> Result<Page<StreamRecord>> {
+    async fn list_streams(
+        &self,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<StreamRecord>> {
         let (prefix, after) = (prefix.map(str::to_owned), after.map(str::to_owned));
         self.run(move |conn| {
-            list(conn, "stream", STREAM_COLS, prefix.as_deref(), after.as_deref(), limit, stream_row, |s| &s.name)
+            list(
+                conn,
+                "stream",
+                STREAM_COLS,
+                prefix.as_deref(),
+                after.as_deref(),
+                limit,
+                stream_row,
+                |s| &s.name,
+            )
         })
         .await
     }
 
-    async fn update_stream(&self, sel: &Selector, current_version: &str, update: StreamUpdate) -> Result<StreamRecord> {
+    async fn update_stream(
+        &self,
+        sel: &Selector,
+        current_version: &str,
+        update: StreamUpdate,
+    ) -> Result<StreamRecord> {
         let (sel, current_version) = (sel.clone(), current_version.to_owned());
         self.run(move |conn| {
             let tx = conn.transaction()?;
@@ -294,7 +361,11 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn delete_stream(&self, sel: &Selector, current_version: Option<&str>) -> Result<StreamRecord> {
+    async fn delete_stream(
+        &self,
+        sel: &Selector,
+        current_version: Option<&str>,
+    ) -> Result<StreamRecord> {
         let (sel, current_version) = (sel.clone(), current_version.map(str::to_owned));
         self.run(move |conn| {
             let tx = conn.transaction()?;
@@ -314,17 +385,36 @@ impl Catalog for SqliteCatalog {
         self.run(move |conn| {
             let tx = conn.transaction()?;
             let r = tx.execute(
-                &format!("INSERT INTO channel ({CHANNEL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)"),
-                params![new.name, new.arn, new.channel_type, new_version(), new.created_ms, new.message_ttl_seconds],
+                &format!(
+                    "INSERT INTO channel ({CHANNEL_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)"
+                ),
+                params![
+                    new.name,
+                    new.arn,
+                    new.channel_type,
+                    new_version(),
+                    new.created_ms,
+                    new.message_ttl_seconds
+                ],
             );
             match r {
                 Err(e) if is_unique_violation(&e) => {
-                    return Err(Error::AlreadyExists { what: "channel", name: new.name });
+                    return Err(Error::AlreadyExists {
+                        what: "channel",
+                        name: new.name,
+                    });
                 }
                 r => r?,
             };
             insert_tags(&tx, &new.arn, &new.tags)?;
-            let rec = find(&tx, "channel", CHANNEL_COLS, "channel", &Selector::Name(new.name), channel_row)?;
+            let rec = find(
+                &tx,
+                "channel",
+                CHANNEL_COLS,
+                "channel",
+                &Selector::Name(new.name),
+                channel_row,
+            )?;
             tx.commit()?;
             Ok(rec)
         })
@@ -333,18 +423,38 @@ impl Catalog for SqliteCatalog {
 
     async fn channel(&self, sel: &Selector) -> Result<ChannelRecord> {
         let sel = sel.clone();
-        self.run(move |conn| find(conn, "channel", CHANNEL_COLS, "channel", &sel, channel_row)).await
+        self.run(move |conn| find(conn, "channel", CHANNEL_COLS, "channel", &sel, channel_row))
+            .await
     }
 
-    async fn list_channels(&self, prefix: Option<&str>, after: Option<&str>, limit: usize) -> Result<Page<ChannelRecord>> {
+    async fn list_channels(
+        &self,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ChannelRecord>> {
         let (prefix, after) = (prefix.map(str::to_owned), after.map(str::to_owned));
         self.run(move |conn| {
-            list(conn, "channel", CHANNEL_COLS, prefix.as_deref(), after.as_deref(), limit, channel_row, |c| &c.name)
+            list(
+                conn,
+                "channel",
+                CHANNEL_COLS,
+                prefix.as_deref(),
+                after.as_deref(),
+                limit,
+                channel_row,
+                |c| &c.name,
+            )
         })
         .await
     }
 
-    async fn update_channel(&self, sel: &Selector, current_version: &str, update: ChannelUpdate) -> Result<ChannelRecord> {
+    async fn update_channel(
+        &self,
+        sel: &Selector,
+        current_version: &str,
+        update: ChannelUpdate,
+    ) -> Result<ChannelRecord> {
         let (sel, current_version) = (sel.clone(), current_version.to_owned());
         self.run(move |conn| {
             let tx = conn.transaction()?;
@@ -361,7 +471,11 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn delete_channel(&self, sel: &Selector, current_version: Option<&str>) -> Result<ChannelRecord> {
+    async fn delete_channel(
+        &self,
+        sel: &Selector,
+        current_version: Option<&str>,
+    ) -> Result<ChannelRecord> {
         let (sel, current_version) = (sel.clone(), current_version.map(str::to_owned));
         self.run(move |conn| {
             let tx = conn.transaction()?;
@@ -395,7 +509,10 @@ impl Catalog for SqliteCatalog {
             let tx = conn.transaction()?;
             resource_exists(&tx, &arn)?;
             for k in &keys {
-                tx.execute("DELETE FROM tag WHERE arn = ?1 AND key = ?2", params![arn, k])?;
+                tx.execute(
+                    "DELETE FROM tag WHERE arn = ?1 AND key = ?2",
+                    params![arn, k],
+                )?;
             }
             tx.commit()?;
             Ok(())
@@ -407,8 +524,11 @@ impl Catalog for SqliteCatalog {
         let arn = arn.to_owned();
         self.run(move |conn| {
             resource_exists(conn, &arn)?;
-            let mut stmt = conn.prepare_cached("SELECT key, value FROM tag WHERE arn = ?1 ORDER BY key")?;
-            let tags = stmt.query_map([&arn], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Tags>>()?;
+            let mut stmt =
+                conn.prepare_cached("SELECT key, value FROM tag WHERE arn = ?1 ORDER BY key")?;
+            let tags = stmt
+                .query_map([&arn], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Tags>>()?;
             Ok(tags)
         })
         .await

@@ -179,7 +179,10 @@ fn start_server(bin: &std::path::Path, data: &std::path::Path) -> anyhow::Result
         .arg(&dir)
         .env("OPENKVS_ACCESS_KEY_ID", "AKIDBENCH")
         .env("OPENKVS_SECRET_ACCESS_KEY", "bench-secret")
-        .env("RUST_LOG", std::env::var("OPENKVS_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("OPENKVS_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .arg("--no-turn")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(data.join("server.log"))?)
