@@ -134,12 +134,25 @@ pub(crate) async fn list_streams(st: AppState, _: RequestCtx, i: ListInput) -> A
         .catalog
         .list_streams(prefix.as_deref(), after.as_deref(), limit)
         .await?;
-    let mut out =
-        json!({ "StreamInfoList": page.items.into_iter().map(stream_info).collect::<Vec<_>>() });
+    Ok(page_json(page, "StreamInfoList", "stream", stream_info))
+}
+
+/// A listing page as `{"<key>": [...], "NextToken": "..."}` (token only when more follow).
+fn page_json<T, W: serde::Serialize>(
+    page: store::Page<T>,
+    key: &str,
+    kind: &str,
+    f: fn(T) -> W,
+) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert(
+        key.to_owned(),
+        json!(page.items.into_iter().map(f).collect::<Vec<_>>()),
+    );
     if let Some(a) = page.next_after {
-        out["NextToken"] = v::encode_token("stream", &a).into();
+        out.insert("NextToken".to_owned(), v::encode_token(kind, &a).into());
     }
-    Ok(out)
+    Value::Object(out)
 }
 
 pub(crate) async fn update_stream(
@@ -543,12 +556,7 @@ pub(crate) async fn list_channels(st: AppState, _: RequestCtx, i: ListInput) -> 
         .catalog
         .list_channels(prefix.as_deref(), after.as_deref(), limit)
         .await?;
-    let mut out =
-        json!({ "ChannelInfoList": page.items.into_iter().map(channel_info).collect::<Vec<_>>() });
-    if let Some(a) = page.next_after {
-        out["NextToken"] = v::encode_token("channel", &a).into();
-    }
-    Ok(out)
+    Ok(page_json(page, "ChannelInfoList", "channel", channel_info))
 }
 
 pub(crate) async fn update_channel(
