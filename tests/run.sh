@@ -30,6 +30,9 @@ APT_PACKAGES=(
   mkvtoolnix
   # TURN client for the embedded TURN server test (tests/e2e/test_signaling.py)
   coturn
+  # headless browser for hls.js / dash.js playback (tests/e2e/test_playback_browser.py,
+  # tests/node/playback.test.mjs; playwright-core drives /usr/bin/chromium, no browser download)
+  chromium
 )
 # Node runs the KVS WebRTC JS SDK signaling tests (tests/node); Debian's only if none is installed.
 if ! command -v node >/dev/null 2>&1; then

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+mod clip_url;
 mod control;
 pub mod error;
 pub mod ice;
@@ -80,6 +81,8 @@ pub struct Inner {
     pub live: Arc<live::Hub>,
     /// WebRTC signaling channels (WebSocket connections, SendAlexaOfferToMaster).
     pub signaling: Arc<signaling_ws::Hub>,
+    /// Clip digests computed by `/clip/v1/getClip.sha256`, reused in `.mp4` responses.
+    pub(crate) clip_digests: clip_url::ClipDigests,
     started: Instant,
 }
 
@@ -105,6 +108,7 @@ impl AppState {
             fragments,
             live: Arc::default(),
             signaling: Arc::default(),
+            clip_digests: clip_url::ClipDigests::default(),
             started: Instant::now(),
         }))
     }
@@ -155,6 +159,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/hls/v1/{resource}", get(playback::hls))
         .route("/dash/v1/{resource}", get(playback::dash))
+        .route("/clip/v1/{resource}", get(clip_url::clip))
         .fallback(dispatch)
         // Signaling WebSocket connects on `GET /` (only with an upgrade or X-Amz-ChannelARN).
         .layer(middleware::from_fn_with_state(

@@ -456,12 +456,66 @@ async fn fragment_for(
 /// The fragment with its cluster timecode rebased so that it starts at the session timeline's
 /// position (server or producer start time): HLS/DASH players then see media times that agree
 /// with the playlist and manifest.
-fn rebased(c: &Claims, meta: &FragmentMeta, set: &store::TrackSet) -> FragmentMeta {
-    let ticks =
-        i128::from(start_of(c, meta)) * 1_000_000 / i128::from(set.timecode_scale_ns.max(1));
+fn rebased(start_ms: i64, meta: &FragmentMeta, set: &store::TrackSet) -> FragmentMeta {
+    let ticks = i128::from(start_ms) * 1_000_000 / i128::from(set.timecode_scale_ns.max(1));
     FragmentMeta {
         cluster_timecode: u64::try_from(ticks.max(0)).unwrap_or(0),
         ..meta.clone()
+    }
+}
+
+/// Where a segment starts on the session timeline: the `StartMs` the playlist put in its URL
+/// (see [`manifest_fragments`]), else the fragment's own start time.
+fn timeline_start(c: &Claims, meta: &FragmentMeta, query: &HashMap<String, String>) -> i64 {
+    query
+        .get("StartMs")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| start_of(c, meta))
+}
+
+/// The KVS resource URLs, with each media segment's place on the session timeline appended
+/// (`&StartMs=`), so that a segment fetched later carries the same times as the playlist.
+struct SessionUrls {
+    inner: manifest::KvsUrls,
+    starts: std::sync::Mutex<HashMap<String, i64>>,
+}
+
+impl SessionUrls {
+    fn new(token: &str) -> Self {
+        Self {
+            inner: manifest::KvsUrls::new(token),
+            starts: std::sync::Mutex::default(),
+        }
+    }
+
+    fn place(&self, frags: &[manifest::Fragment]) {
+        let mut m = self.starts.lock().expect("urls mutex");
+        for f in frags {
+            m.insert(f.number.clone(), f.start_ms);
+        }
+    }
+
+    fn with_start(&self, url: String, _number: &str) -> String {
+        // Disabled, see the TODO in `manifest_fragments`.
+        url
+    }
+}
+
+impl manifest::Urls for SessionUrls {
+    fn hls_media_playlist(&self, track: Option<u64>) -> String {
+        self.inner.hls_media_playlist(track)
+    }
+    fn mp4_init_fragment(&self, track: Option<u64>) -> String {
+        self.inner.mp4_init_fragment(track)
+    }
+    fn mp4_media_fragment(&self, fragment_number: &str, track: Option<u64>) -> String {
+        self.with_start(
+            self.inner.mp4_media_fragment(fragment_number, track),
+            fragment_number,
+        )
+    }
+    fn ts_fragment(&self, fragment_number: &str) -> String {
+        self.with_start(self.inner.ts_fragment(fragment_number), fragment_number)
     }
 }
 
@@ -473,7 +527,8 @@ async fn fmp4_media(
     let (meta, frames, set, media) = fragment_for(st, c, q(query, "FragmentNumber")?).await?;
     let track = opt_track(query)?;
     let seq = u32::try_from(meta.number.0 & 0xFFFF_FFFF).unwrap_or(0);
-    let seg = export::fmp4_segment(&rebased(c, &meta, &set), &frames, &set, seq, track)?;
+    let start = timeline_start(c, &meta, query);
+    let seg = export::fmp4_segment(&rebased(start, &meta, &set), &frames, &set, seq, track)?;
     let mut out = Vec::with_capacity(usize::try_from(seg.total_len()).unwrap_or(0));
     out.extend_from_slice(seg.plan.header());
     for r in &seg.payloads {
@@ -589,6 +644,10 @@ fn manifest_session(
 }
 
 fn manifest_fragments(c: &Claims, frags: &[FragmentMeta]) -> Vec<manifest::Fragment> {
+    // TODO(#4): fragments pushed in a burst (a file upload, a producer catching up) get server
+    // timestamps milliseconds apart, which makes overlapping DASH segments; a contiguous
+    // session timeline (tried: segments stamped via `&StartMs=` in their URLs) broke ffmpeg's
+    // DASH demuxer on live-pushed streams and needs more work.
     let mut out: Vec<manifest::Fragment> = frags
         .iter()
         .map(|m| manifest::Fragment {
@@ -644,7 +703,7 @@ async fn hls_inner(
     query: &HashMap<String, String>,
 ) -> ApiResult<Response> {
     let (c, token) = open_session(&st, query, "hls").await?;
-    let urls = manifest::KvsUrls::new(&token);
+    let urls = SessionUrls::new(&token);
     match res {
         "getHLSMasterPlaylist.m3u8" => {
             let (frags, set, ended) = playlist_parts(&st, &c).await?;
@@ -660,6 +719,7 @@ async fn hls_inner(
             let (frags, set, ended) = playlist_parts(&st, &c).await?;
             let s = manifest_session(&c, &set, &frags, ended)?;
             let mf = manifest_fragments(&c, &frags);
+            urls.place(&mf);
             let seq = media_sequence(&st, &c, &frags[0]).await?;
             let disc_seq = if c.discontinuity == "ALWAYS" { seq } else { 0 };
             let window = manifest::Window {
@@ -679,7 +739,8 @@ async fn hls_inner(
         "getTSFragment.ts" => {
             let (meta, frames, set, media) =
                 fragment_for(&st, &c, q(query, "FragmentNumber")?).await?;
-            let ts = export::ts_segment(&meta, &frames, &set, start_of(&c, &meta), &media)?;
+            let start = timeline_start(&c, &meta, query);
+            let ts = export::ts_segment(&meta, &frames, &set, start, &media)?;
             Ok(with_cors(Body::from(ts).into_response(), "video/mp2t"))
         }
         other => Err(ApiError::new(
@@ -706,13 +767,14 @@ async fn dash_inner(
     query: &HashMap<String, String>,
 ) -> ApiResult<Response> {
     let (c, token) = open_session(&st, query, "dash").await?;
-    let urls = manifest::KvsUrls::new(&token);
+    let urls = SessionUrls::new(&token);
     match res {
         "getDASHManifest.mpd" => {
             let now = now_ms();
             let (frags, set, ended) = playlist_parts(&st, &c).await?;
             let s = manifest_session(&c, &set, &frags, ended)?;
             let mf = manifest_fragments(&c, &frags);
+            urls.place(&mf);
             let window = manifest::Window::first(&mf);
             let anchor = mf[0].start_ms;
             let live = (!ended).then(|| {
@@ -746,12 +808,23 @@ pub(crate) struct ClipInput {
 /// Clips are capped at this many fragments unless configured otherwise (KVS: 200 / 100 MB).
 const MAX_CLIP_FRAGMENTS: usize = 100_000;
 
-/// `POST /getClip`: a progressive MP4, planned first and streamed from the fragment files.
-pub(crate) async fn get_clip(st: AppState, _ctx: RequestCtx, i: ClipInput) -> ApiResult<Response> {
-    let stream = resolve_stream(&st, &i.stream).await?;
-    let sel = v::required(&i.clip_fragment_selector, "clipFragmentSelector")?;
+/// A clip ready to stream: the stream, its progressive MP4 plan and the fragments the plan
+/// reads from (in plan order).
+pub(crate) struct PlannedClip {
+    pub(crate) stream: StreamRecord,
+    pub(crate) plan: mp4::ProgressivePlan,
+    pub(crate) metas: Vec<FragmentMeta>,
+}
+
+/// Validates GetClip's selector members (shared by `POST /getClip` and the ranged clip URL):
+/// the selector type and the time range, as epoch milliseconds.
+pub(crate) fn clip_range(
+    kind: Option<&String>,
+    start: Option<&Value>,
+    end: Option<&Value>,
+) -> ApiResult<(TimestampKind, i64, i64)> {
     let kind = one_of(
-        sel.fragment_selector_type.as_ref(),
+        kind,
         "FragmentSelectorType",
         &["SERVER_TIMESTAMP", "PRODUCER_TIMESTAMP"],
         "",
@@ -761,13 +834,12 @@ pub(crate) async fn get_clip(st: AppState, _ctx: RequestCtx, i: ClipInput) -> Ap
             "ClipFragmentSelector.FragmentSelectorType is required",
         ));
     }
-    let r = v::required(&sel.timestamp_range, "clipFragmentSelector.timestampRange")?;
     let start = timestamp_ms(
-        v::required(&r.start_timestamp, "timestampRange.startTimestamp")?,
+        v::required(&start, "timestampRange.startTimestamp")?,
         "StartTimestamp",
     )?;
     let end = timestamp_ms(
-        v::required(&r.end_timestamp, "timestampRange.endTimestamp")?,
+        v::required(&end, "timestampRange.endTimestamp")?,
         "EndTimestamp",
     )?;
     if end <= start {
@@ -778,8 +850,21 @@ pub(crate) async fn get_clip(st: AppState, _ctx: RequestCtx, i: ClipInput) -> Ap
     if end - start > 24 * 3_600_000 {
         return Err(ApiError::invalid("a clip may span at most 24 hours"));
     }
+    Ok((kind_of(kind), start, end))
+}
+
+/// Plans the progressive MP4 of `stream` between `start` and `end` (epoch ms, GetClip's range
+/// semantics, `kvs-api.md` §10): 404 when no fragment is in range; the clip stops at the first
+/// fragment whose track layout differs from the first one's.
+pub(crate) async fn plan_clip(
+    st: &AppState,
+    stream: StreamRecord,
+    kind: TimestampKind,
+    start: i64,
+    end: i64,
+) -> ApiResult<PlannedClip> {
     let q = RangeQuery {
-        kind: kind_of(kind),
+        kind,
         start_ms: start,
         end_ms: end,
         after: None,
@@ -804,27 +889,64 @@ pub(crate) async fn get_clip(st: AppState, _ctx: RequestCtx, i: ClipInput) -> Ap
         frags.push((m, frames));
     }
     let plan = export::clip_plan(&frags, &set)?;
-    let total = plan.total_len();
-    let metas: Vec<FragmentMeta> = frags.into_iter().map(|(m, _)| m).collect();
-    tracing::info!(stream = %stream.name, fragments = metas.len(), bytes = total, "GetClip");
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::spawn(async move {
-        if let Err(e) = stream_plan(&st, &plan, &metas, 0..total, &tx).await {
-            tracing::warn!(error = ?e, "GetClip stopped");
-            let _ = tx
-                .send(Err(std::io::Error::other("clip read failed")))
-                .await;
-        }
-    });
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (b, rx))
-    }));
-    let mut resp = Response::new(body);
+    let metas = frags.into_iter().map(|(m, _)| m).collect();
+    Ok(PlannedClip {
+        stream,
+        plan,
+        metas,
+    })
+}
+
+/// `POST /getClip`: a progressive MP4, planned first and streamed from the fragment files.
+pub(crate) async fn get_clip(st: AppState, _ctx: RequestCtx, i: ClipInput) -> ApiResult<Response> {
+    let stream = resolve_stream(&st, &i.stream).await?;
+    let sel = v::required(&i.clip_fragment_selector, "clipFragmentSelector")?;
+    let kind = sel.fragment_selector_type.as_ref();
+    let r = v::required(&sel.timestamp_range, "clipFragmentSelector.timestampRange")?;
+    let (kind, start, end) =
+        clip_range(kind, r.start_timestamp.as_ref(), r.end_timestamp.as_ref())?;
+    let clip = plan_clip(&st, stream, kind, start, end).await?;
+    let total = clip.plan.total_len();
+    tracing::info!(stream = %clip.stream.name, fragments = clip.metas.len(), bytes = total, "GetClip");
+    let mut resp = Response::new(plan_body(st, clip.plan, clip.metas, 0..total));
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
     Ok(resp)
+}
+
+/// A response body streaming `range` of `plan` from a background task.
+pub(crate) fn plan_body(
+    st: AppState,
+    plan: mp4::ProgressivePlan,
+    metas: Vec<FragmentMeta>,
+    range: std::ops::Range<u64>,
+) -> Body {
+    let rx = spawn_plan(st, plan, metas, range);
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (b, rx))
+    }))
+}
+
+/// Streams `range` of `plan` into a small channel from a background task; a failure ends the
+/// channel with an error item.
+pub(crate) fn spawn_plan(
+    st: AppState,
+    plan: mp4::ProgressivePlan,
+    metas: Vec<FragmentMeta>,
+    range: std::ops::Range<u64>,
+) -> tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        if let Err(e) = stream_plan(&st, &plan, &metas, range, &tx).await {
+            tracing::warn!(error = ?e, "clip stream stopped");
+            let _ = tx
+                .send(Err(std::io::Error::other("clip read failed")))
+                .await;
+        }
+    });
+    rx
 }
 
 /// Streams `range` of a plan: its own header bytes and byte ranges of the fragments' media,

@@ -119,6 +119,40 @@ pub async fn json_call(
     Ok((status, String::from_utf8_lossy(&buf).into_owned()))
 }
 
+/// A signed JSON call whose answer is streamed: returns the reader positioned at the body, the
+/// status and the Content-Length (`u64::MAX` when absent).
+pub async fn json_call_stream(
+    t: &Target,
+    path: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<(BufReader<OwnedReadHalf>, u16, u64)> {
+    let body = serde_json::to_vec(body)?;
+    let len = body.len().to_string();
+    let hash = sigv4::sha256_hex(&body);
+    let headers = signed_headers(
+        t,
+        path,
+        &[
+            ("content-type", "application/json"),
+            ("content-length", &len),
+        ],
+        &hash,
+    );
+    let stream = TcpStream::connect(&t.addr).await?;
+    let (r, mut w) = stream.into_split();
+    w.write_all(head(path, &headers).as_bytes()).await?;
+    w.write_all(&body).await?;
+    // Keep the write half alive until the answer is read: dropping it would half-close.
+    std::mem::forget(w);
+    let mut r = BufReader::new(r);
+    let (status, hdrs) = read_head(&mut r).await?;
+    let n = hdrs
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map_or(Ok(u64::MAX), |(_, v)| v.parse())?;
+    Ok((r, status, n))
+}
+
 /// The sending half of a PutMedia request (chunked body).
 #[derive(Debug)]
 pub struct BodyWriter(OwnedWriteHalf);

@@ -27,7 +27,10 @@ pub(crate) enum Command {
     /// Upload an MKV file or stdin to a stream (PutMedia), resuming after errors.
     #[command(long_about = PUT_MEDIA_ABOUT, after_long_help = PUT_MEDIA_EXAMPLES)]
     PutMedia(Box<PutMediaArgs>),
-    /// Print presigned URLs for tools that cannot sign requests (ffmpeg, GStreamer).
+    /// Download a time range of a stream as an MP4 file (GetClip) and print its SHA-256.
+    #[command(long_about = GET_CLIP_ABOUT, after_long_help = GET_CLIP_EXAMPLES)]
+    GetClip(Box<GetClipArgs>),
+    /// Print presigned URLs for tools that cannot sign requests (ffmpeg, GStreamer, browsers).
     #[command(subcommand)]
     Presign(PresignCommand),
 }
@@ -411,6 +414,146 @@ pub(crate) enum PresignCommand {
     /// Print a presigned PutMedia URL for ffmpeg or GStreamer (alone on stdout).
     #[command(long_about = PRESIGN_PUT_MEDIA_ABOUT, after_long_help = PRESIGN_PUT_MEDIA_EXAMPLES)]
     PutMedia(PresignPutMediaArgs),
+    /// Print a presigned, resumable download URL of a clip (alone on stdout).
+    #[command(long_about = PRESIGN_GET_CLIP_ABOUT, after_long_help = PRESIGN_GET_CLIP_EXAMPLES)]
+    GetClip(PresignGetClipArgs),
+}
+
+/// How get-clip commands read times; part of their `--help`.
+macro_rules! clip_time_help {
+    () => {
+        "Times (--start, --end) are ISO-8601 with a zone (2026-11-22T10:00:00Z, \
+2026-11-22T11:00:00+01:00), epoch seconds (1795341600), `now`, or a time before now \
+(-15m, -2h, -1d, now-90s; units s, m, h, d). A clip holds the fragments that start at or after \
+--start and at or before --end, at most 24 hours."
+    };
+}
+
+const GET_CLIP_ABOUT: &str = "\
+Download a time range of a stream as one MP4 file, with GetClip (POST /getClip, signed like the \
+AWS CLI signs it), and print `<sha256>  <file>` on stdout.
+
+The file is a progressive (non-fragmented) MP4 with the stream's H.264/H.265 video and \
+AAC/G.711 audio, streamed to FILE.part with a progress bar and renamed to FILE when complete. \
+The SHA-256 printed is that of the bytes written; it equals the server's \
+/clip/v1/getClip.sha256 for the same range (see `openkvs presign get-clip --help`).";
+
+const GET_CLIP_EXAMPLES: &str = concat!(
+    clip_time_help!(),
+    "
+
+Examples:
+  # the last 15 minutes of cam1
+  openkvs get-clip --stream cam1 --start -15m --end now -o last15.mp4
+  # an hour by producer timestamps, ISO-8601
+  openkvs get-clip --stream cam1 --timestamp-type producer \\
+    --start 2026-11-22T10:00:00Z --end 2026-11-22T11:00:00Z -o morning.mp4
+  # epoch seconds
+  openkvs get-clip --stream cam1 --start 1795341600 --end 1795341900 -o clip.mp4
+
+",
+    credentials_help!()
+);
+
+const PRESIGN_GET_CLIP_ABOUT: &str = "\
+Print a presigned URL of a clip, alone on stdout: URL=$(openkvs presign get-clip --stream S ...)
+
+The URL points at openkvs' ranged clip resource /clip/v1/getClip.mp4 (not part of KVS): the \
+same MP4 as `openkvs get-clip` for the same range, for a plain GET that browsers, <video>, curl \
+and download managers can send. It supports HEAD, Range requests (resumable downloads, seeking), \
+ETag / If-None-Match and Content-Disposition, and sends CORS headers. Replace getClip.mp4 by \
+getClip.sha256 in the URL (before the `?`) to get the hex SHA-256 of the whole clip; that \
+sidecar is the integrity source for evidence use. \
+Relative times (-15m, now) are resolved when the URL is made: the URL always means the same \
+range. Exporting needs an admin key: URLs signed with viewer credentials are refused (401). \
+Anyone who has the URL can download the clip until it expires.";
+
+const PRESIGN_GET_CLIP_EXAMPLES: &str = concat!(
+    clip_time_help!(),
+    "
+
+Examples:
+  URL=$(openkvs presign get-clip --stream cam1 --start -15m --end now --expires 1h)
+  curl -fo clip.mp4 \"$URL\"
+  # resume an interrupted download
+  curl -fC - -o clip.mp4 \"$URL\"
+  # verify it
+  curl -fs \"${URL/getClip.mp4/getClip.sha256}\"; sha256sum clip.mp4
+
+",
+    credentials_help!()
+);
+
+/// `--timestamp-type` of get-clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TimestampTypeArg {
+    /// SERVER_TIMESTAMP: when the server received each fragment.
+    Server,
+    /// PRODUCER_TIMESTAMP: the producer's own fragment times.
+    Producer,
+}
+
+/// The clip a get-clip command means.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ClipRangeArgs {
+    /// Name of the stream, e.g. `--stream cam1`.
+    #[arg(long, visible_alias = "stream-name", value_name = "NAME")]
+    pub stream: String,
+
+    /// Start of the range: ISO-8601 (2026-11-22T10:00:00Z), epoch seconds (1795341600), `now`,
+    /// or before now (-15m, -2h). Fragments starting before it are left out.
+    #[arg(long, value_parser = crate::client::timearg::parse_time, allow_hyphen_values = true, value_name = "TIME")]
+    pub start: crate::client::timearg::TimeArg,
+
+    /// End of the range, in the same forms as --start, e.g. `--end now` or
+    /// `--end 2026-11-22T11:00:00Z`. Fragments starting at or before it are included.
+    #[arg(long, value_parser = crate::client::timearg::parse_time, allow_hyphen_values = true, value_name = "TIME")]
+    pub end: crate::client::timearg::TimeArg,
+
+    /// Which fragment times --start and --end refer to: `server` (when the server received
+    /// them) or `producer` (the times the producer wrote), e.g. `--timestamp-type producer`.
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "server",
+        value_name = "TYPE"
+    )]
+    pub timestamp_type: TimestampTypeArg,
+}
+
+/// Options of `openkvs get-clip`.
+#[derive(Debug, Args)]
+pub(crate) struct GetClipArgs {
+    #[command(flatten)]
+    pub range: ClipRangeArgs,
+
+    /// File to write, e.g. `-o clip.mp4`; an existing file is replaced once the download is
+    /// complete. [default: <stream>_<start>_<end>.mp4 in the current directory]
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// No progress bar and no summary on stderr (the SHA-256 line is still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Options of `openkvs presign get-clip`.
+#[derive(Debug, Args)]
+pub(crate) struct PresignGetClipArgs {
+    #[command(flatten)]
+    pub range: ClipRangeArgs,
+
+    /// How long the URL stays valid: seconds, or with a unit s, m, h, d (300, 15m, 1h, 7d);
+    /// at most 7d, e.g. `--expires 1d`. A download already started finishes after it expires.
+    #[arg(long, default_value = "1h", value_parser = crate::client::duration::parse_expires, value_name = "DURATION")]
+    pub expires: Duration,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Options of `openkvs presign put-media`.

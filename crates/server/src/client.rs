@@ -1,4 +1,4 @@
-//! The client subcommands: `openkvs put-media` and `openkvs presign put-media`.
+//! The client subcommands: `openkvs put-media`, `openkvs get-clip` and `openkvs presign …`.
 //!
 //! Every client subcommand resolves its endpoint, credentials and region the same way
 //! ([`aws_config`]: `--endpoint-url`, then the AWS CLI's environment variables and
@@ -14,12 +14,16 @@
 //!   pacing, progress and summary.
 //! - [`http`]: TCP/TLS connection setup and the channel-fed request body.
 //! - [`presign`]: presigned PutMedia URLs for ffmpeg and GStreamer.
+//! - [`get_clip`]: `get-clip` (GetClip to a file) and `presign get-clip` (ranged clip URLs).
+//! - [`timearg`] (pure): `--start`/`--end` times (ISO-8601, epoch seconds, `-15m`, `now`).
 
 pub(crate) mod ack;
 pub(crate) mod aws_config;
 pub(crate) mod cutter;
 pub(crate) mod duration;
+pub(crate) mod get_clip;
 pub(crate) mod http;
 pub(crate) mod presign;
 pub(crate) mod put_media;
+pub(crate) mod timearg;
 pub(crate) mod upload;

@@ -26,8 +26,12 @@ fn main() -> anyhow::Result<()> {
             credentials::mint_command(&args)
         }
         cli::Command::PutMedia(args) => client::put_media::command(&args),
+        cli::Command::GetClip(args) => client::get_clip::command(&args),
         cli::Command::Presign(cli::PresignCommand::PutMedia(args)) => {
             client::presign::command(&args)
+        }
+        cli::Command::Presign(cli::PresignCommand::GetClip(args)) => {
+            client::get_clip::presign_command(&args)
         }
     }
 }
