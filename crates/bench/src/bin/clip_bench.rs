@@ -176,7 +176,14 @@ async fn get_clip(
     });
     let start = Instant::now();
     let (mut r, status, len) = http::json_call_stream(t, "/getClip", &body).await?;
-    anyhow::ensure!(status == 200, "GetClip answered {status}");
+    if status != 200 {
+        let mut text = String::new();
+        let _ = (&mut r)
+            .take(len.min(65_536))
+            .read_to_string(&mut text)
+            .await;
+        anyhow::bail!("GetClip answered {status}: {text}");
+    }
     let mut buf = vec![0u8; 1 << 20];
     let mut got = 0u64;
     let mut ttfb = None;
