@@ -193,10 +193,6 @@ def test_hls_on_demand_ffmpeg(server, h264, container):
     assert ffmpeg_decode(url) == ""
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug (open): DASH SegmentTimeline durations follow server-timestamp deltas, so 4 "
-    "fragments of ~1.05 s pushed in a burst give d=1,4,1,1109 ms; ffmpeg reports non-monotonic "
-    "dts for the audio stream"))
 def test_dash_on_demand_ffmpeg(server, h264):
     url = dash_url(server, h264["name"], PlaybackMode="ON_DEMAND",
                    DASHFragmentSelector={"FragmentSelectorType": "SERVER_TIMESTAMP",

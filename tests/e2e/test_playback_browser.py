@@ -71,15 +71,7 @@ def test_players_in_chromium(server, kvs):
         push.stop()
 
 
-DASH_BURST_BUG = (
-    "server bug: with SERVER_TIMESTAMP the DASH SegmentTimeline uses server-timestamp deltas as "
-    "segment durations; a burst push (4 x ~1.05 s fragments ingested within 6 ms) gives "
-    '<S d="1"/><S d="4"/><S d="1"/><S d="1109"/> and mediaPresentationDuration="PT1.115S" for '
-    "4.3 s of media; dash.js raises no error but stops (paused, buffered [0, 1.113]) at "
-    "currentTime 1.113; hls.js plays the same fragments (EXTINF are the real durations)")
 
-
-@pytest.mark.xfail(strict=True, reason=DASH_BURST_BUG)
 def test_players_on_burst_pushed_sample(server, kvs):
     """samples/ffmpeg_h264_aac.mkv pushed in one burst (4 fragments arrive within a few ms, as
     from `openkvs put-media FILE` or a producer catching up), played ON_DEMAND."""

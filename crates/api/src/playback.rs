@@ -453,9 +453,9 @@ async fn fragment_for(
     Ok((meta, frames, set, media))
 }
 
-/// The fragment with its cluster timecode rebased so that it starts at the session timeline's
-/// position (server or producer start time): HLS/DASH players then see media times that agree
-/// with the playlist and manifest.
+/// The fragment with its cluster timecode rebased so that it starts at `start_ms` on the
+/// session's media timeline: HLS/DASH players then see media times that agree with the
+/// playlist and manifest.
 fn rebased(start_ms: i64, meta: &FragmentMeta, set: &store::TrackSet) -> FragmentMeta {
     let ticks = i128::from(start_ms) * 1_000_000 / i128::from(set.timecode_scale_ns.max(1));
     FragmentMeta {
@@ -464,59 +464,16 @@ fn rebased(start_ms: i64, meta: &FragmentMeta, set: &store::TrackSet) -> Fragmen
     }
 }
 
-/// Where a segment starts on the session timeline: the `StartMs` the playlist put in its URL
-/// (see [`manifest_fragments`]), else the fragment's own start time.
-fn timeline_start(c: &Claims, meta: &FragmentMeta, query: &HashMap<String, String>) -> i64 {
-    query
-        .get("StartMs")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| start_of(c, meta))
-}
-
-/// The KVS resource URLs, with each media segment's place on the session timeline appended
-/// (`&StartMs=`), so that a segment fetched later carries the same times as the playlist.
-struct SessionUrls {
-    inner: manifest::KvsUrls,
-    starts: std::sync::Mutex<HashMap<String, i64>>,
-}
-
-impl SessionUrls {
-    fn new(token: &str) -> Self {
-        Self {
-            inner: manifest::KvsUrls::new(token),
-            starts: std::sync::Mutex::default(),
-        }
-    }
-
-    fn place(&self, frags: &[manifest::Fragment]) {
-        let mut m = self.starts.lock().expect("urls mutex");
-        for f in frags {
-            m.insert(f.number.clone(), f.start_ms);
-        }
-    }
-
-    fn with_start(&self, url: String, _number: &str) -> String {
-        // Disabled, see the TODO in `manifest_fragments`.
-        url
-    }
-}
-
-impl manifest::Urls for SessionUrls {
-    fn hls_media_playlist(&self, track: Option<u64>) -> String {
-        self.inner.hls_media_playlist(track)
-    }
-    fn mp4_init_fragment(&self, track: Option<u64>) -> String {
-        self.inner.mp4_init_fragment(track)
-    }
-    fn mp4_media_fragment(&self, fragment_number: &str, track: Option<u64>) -> String {
-        self.with_start(
-            self.inner.mp4_media_fragment(fragment_number, track),
-            fragment_number,
-        )
-    }
-    fn ts_fragment(&self, fragment_number: &str) -> String {
-        self.with_start(self.inner.ts_fragment(fragment_number), fragment_number)
-    }
+/// Where a segment starts on the media timeline: the fragment's producer timestamp. The
+/// producer timeline is the one a live producer keeps contiguous (a fragment's frames end
+/// where the next fragment's begin); server timestamps carry network and upload jitter (a
+/// burst upload gets them milliseconds apart), which would make segments overlap.
+///
+/// KVS rewrites the DASH timeline to hide gaps; openkvs keeps them (explicit `S@t`), because a
+/// shifted segment would need its position in its URL, and ffmpeg's DASH demuxer truncates
+/// segment URLs longer than the manifest's own.
+fn timeline_start(meta: &FragmentMeta) -> i64 {
+    meta.producer_ms
 }
 
 async fn fmp4_media(
@@ -527,7 +484,7 @@ async fn fmp4_media(
     let (meta, frames, set, media) = fragment_for(st, c, q(query, "FragmentNumber")?).await?;
     let track = opt_track(query)?;
     let seq = u32::try_from(meta.number.0 & 0xFFFF_FFFF).unwrap_or(0);
-    let start = timeline_start(c, &meta, query);
+    let start = timeline_start(&meta);
     let seg = export::fmp4_segment(&rebased(start, &meta, &set), &frames, &set, seq, track)?;
     let mut out = Vec::with_capacity(usize::try_from(seg.total_len()).unwrap_or(0));
     out.extend_from_slice(seg.plan.header());
@@ -644,15 +601,12 @@ fn manifest_session(
 }
 
 fn manifest_fragments(c: &Claims, frags: &[FragmentMeta]) -> Vec<manifest::Fragment> {
-    // TODO(#4): fragments pushed in a burst (a file upload, a producer catching up) get server
-    // timestamps milliseconds apart, which makes overlapping DASH segments; a contiguous
-    // session timeline (tried: segments stamped via `&StartMs=` in their URLs) broke ffmpeg's
-    // DASH demuxer on live-pushed streams and needs more work.
     let mut out: Vec<manifest::Fragment> = frags
         .iter()
         .map(|m| manifest::Fragment {
             number: m.number.to_string(),
-            start_ms: start_of(c, m),
+            start_ms: m.producer_ms,
+            display_ms: start_of(c, m),
             duration_ms: m.duration_ms.max(1),
             discontinuity: c.discontinuity == "ALWAYS",
         })
@@ -703,7 +657,7 @@ async fn hls_inner(
     query: &HashMap<String, String>,
 ) -> ApiResult<Response> {
     let (c, token) = open_session(&st, query, "hls").await?;
-    let urls = SessionUrls::new(&token);
+    let urls = manifest::KvsUrls::new(&token);
     match res {
         "getHLSMasterPlaylist.m3u8" => {
             let (frags, set, ended) = playlist_parts(&st, &c).await?;
@@ -719,7 +673,6 @@ async fn hls_inner(
             let (frags, set, ended) = playlist_parts(&st, &c).await?;
             let s = manifest_session(&c, &set, &frags, ended)?;
             let mf = manifest_fragments(&c, &frags);
-            urls.place(&mf);
             let seq = media_sequence(&st, &c, &frags[0]).await?;
             let disc_seq = if c.discontinuity == "ALWAYS" { seq } else { 0 };
             let window = manifest::Window {
@@ -739,7 +692,7 @@ async fn hls_inner(
         "getTSFragment.ts" => {
             let (meta, frames, set, media) =
                 fragment_for(&st, &c, q(query, "FragmentNumber")?).await?;
-            let start = timeline_start(&c, &meta, query);
+            let start = timeline_start(&meta);
             let ts = export::ts_segment(&meta, &frames, &set, start, &media)?;
             Ok(with_cors(Body::from(ts).into_response(), "video/mp2t"))
         }
@@ -767,23 +720,37 @@ async fn dash_inner(
     query: &HashMap<String, String>,
 ) -> ApiResult<Response> {
     let (c, token) = open_session(&st, query, "dash").await?;
-    let urls = SessionUrls::new(&token);
+    let urls = manifest::KvsUrls::new(&token);
     match res {
         "getDASHManifest.mpd" => {
             let now = now_ms();
             let (frags, set, ended) = playlist_parts(&st, &c).await?;
             let s = manifest_session(&c, &set, &frags, ended)?;
             let mf = manifest_fragments(&c, &frags);
-            urls.place(&mf);
+            let (anchor, live) = if ended {
+                (mf[0].start_ms, None)
+            } else {
+                // Dynamic: the period starts at media time 0 (the producer epoch), which keeps
+                // every refresh of the MPD on the same timeline, and wall clock = media time +
+                // `lag`: how far the server's clock runs ahead of the producer's.
+                let lag = match c.mode.as_str() {
+                    // Replay paced from the session's creation, from its first fragment.
+                    "LIVE_REPLAY" => c.created_ms - mf[0].start_ms,
+                    // The latest arrival delay seen, but never so late that the newest listed
+                    // segment would not be available yet.
+                    _ => {
+                        let last = &mf[mf.len() - 1];
+                        frags
+                            .iter()
+                            .map(|m| m.server_ms - m.producer_ms)
+                            .max()
+                            .unwrap_or(0)
+                            .min(now - (last.start_ms + last.duration_ms))
+                    }
+                };
+                (0, Some(manifest::DashLive::new(now, lag, &mf)))
+            };
             let window = manifest::Window::first(&mf);
-            let anchor = mf[0].start_ms;
-            let live = (!ended).then(|| {
-                manifest::DashLive::new(
-                    now,
-                    c.start_ms.unwrap_or(c.created_ms - 5 * 60_000).min(anchor),
-                    &mf,
-                )
-            });
             let text = manifest::dash_manifest(&s, &urls, &window, anchor, live.as_ref())
                 .map_err(|e| ApiError::new(ErrorKind::Internal, "manifest").with_source(e))?;
             Ok(with_cors(text.into_response(), "application/dash+xml"))

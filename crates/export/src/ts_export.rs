@@ -6,9 +6,9 @@ use store::{FragmentMeta, FrameEntry, TrackSet};
 
 use crate::error::ExportError;
 
-/// Builds the segment. `start_ms` is where the fragment starts on the session's timeline (the
-/// chosen server or producer timestamp); timestamps are written relative to it plus the
-/// frames' offsets, in 90 kHz units modulo 2^33.
+/// Builds the segment. `start_ms` is where the fragment's cluster timecode plays on the
+/// session's media timeline (ms); frame times are written relative to it, in 90 kHz units
+/// modulo 2^33.
 pub fn ts_segment(
     meta: &FragmentMeta,
     frames: &[FrameEntry],
@@ -47,10 +47,9 @@ pub fn ts_segment(
     })?;
     let scale = i128::from(set.timecode_scale_ns);
     let to_90k = |ticks: i64| -> i64 { (i128::from(ticks) * scale * 9 / 100_000) as i64 };
-    // Rebase: the fragment's earliest frame plays at start_ms (+ a fixed 10 s so nothing is
-    // negative), modulo the 33-bit clock.
-    let min_pts = frames.iter().map(|f| f.pts).min().unwrap_or(0);
-    let base_90k = (start_ms.rem_euclid(1 << 26) + 10_000) * 90 - to_90k(min_pts);
+    // Rebase: frame times are relative to the fragment's start, which plays at start_ms; the
+    // muxer keeps the low 33 bits, so the 90 kHz clock wraps as MPEG-TS players expect.
+    let base_90k = start_ms.saturating_mul(90);
     // Decode times per track: sorted presentation times, shifted.
     let mut dts = vec![0i64; frames.len()];
     for t in &set.tracks {

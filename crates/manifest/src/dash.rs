@@ -261,7 +261,7 @@ fn segment_list(
             let _ = write!(s, " kvs:fn=\"{}\"", esc(&f.number));
         }
         if session.display_fragment_timestamp {
-            let _ = write!(s, " kvs:ts=\"{}\"", f.start_ms);
+            let _ = write!(s, " kvs:ts=\"{}\"", f.display_ms);
         }
         s.push_str("/>\n");
     }
@@ -317,6 +317,7 @@ mod tests {
         Fragment {
             number: start_ms.to_string(),
             start_ms,
+            display_ms: start_ms,
             duration_ms,
             discontinuity: false,
         }

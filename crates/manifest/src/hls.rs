@@ -154,7 +154,7 @@ pub fn hls_media_playlist(
             let _ = writeln!(s, "#EXT-X-MAP:URI=\"{}\"", urls.mp4_init_fragment(track));
         }
         if session.display_fragment_timestamp {
-            let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601_ms(f.start_ms));
+            let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601_ms(f.display_ms));
         }
         let _ = writeln!(s, "#EXTINF:{},", seconds_3(f.duration_ms));
         let uri = if fmp4 {

@@ -29,7 +29,8 @@
 //!     ended: true,
 //! };
 //! let fragments = [Fragment { number: "91343852333181432392682062581306474624227082347".into(),
-//!                             start_ms: 1_684_331_315_994, duration_ms: 2_663, discontinuity: false }];
+//!                             start_ms: 1_684_331_315_994, display_ms: 1_684_331_315_994,
+//!                             duration_ms: 2_663, discontinuity: false }];
 //! let urls = KvsUrls::new("CiC7~");
 //! let playlist = hls_media_playlist(&session, &urls, None, &Window::first(&fragments))?;
 //! assert!(playlist.contains("#EXTINF:2.663,\ngetTSFragment.ts?SessionToken=CiC7~&FragmentNumber=9134"));
@@ -59,9 +60,13 @@ pub const DISCONTINUITY_THRESHOLD_MS: i64 = 50;
 pub struct Fragment {
     /// KVS fragment number (decimal string).
     pub number: String,
-    /// Start in ms since the Unix epoch, on the session's clock (producer or server timestamp,
-    /// per the fragment selector).
+    /// Start on the media timeline, in ms: where the fragment's media segment says it starts
+    /// (`tfdt`, PTS). openkvs uses the producer timeline (contiguous for a live producer,
+    /// whatever the network did to the server timestamps), possibly shifted to close gaps.
     pub start_ms: i64,
+    /// The timestamp players are shown (`#EXT-X-PROGRAM-DATE-TIME`, `kvs:ts`): ms since the
+    /// Unix epoch, producer or server timestamp per the session's fragment selector.
+    pub display_ms: i64,
     /// Duration in ms.
     pub duration_ms: i64,
     /// The fragment does not continue the previous one in the session's list (see

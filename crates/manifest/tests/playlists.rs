@@ -15,6 +15,7 @@ fn frag(i: usize, start_ms: i64, duration_ms: i64) -> Fragment {
         // 47-digit KVS-style numbers.
         number: format!("9134385233318143239268206258130647462422708234{i}"),
         start_ms,
+        display_ms: start_ms,
         duration_ms,
         discontinuity: false,
     }
@@ -503,6 +504,7 @@ fn ffmpeg_plays_on_demand_ts_playlist() {
             Fragment {
                 number: name,
                 start_ms: T0 + start_ms,
+                display_ms: T0 + start_ms,
                 duration_ms: (end * 1000.0).round() as i64 - start_ms,
                 discontinuity: false,
             }
