@@ -177,3 +177,24 @@ def test_viewer_url_is_not_authorized(server, clip):
     r = requests.get(url, timeout=30)
     assert r.status_code == 401, r.text[:500]
     assert r.json()["__type"] == "NotAuthorizedException"
+
+
+def test_cors_preflight_for_playback_resources(server, clip):
+    """A player on another origin that sends Range gets a preflight answer, and the GET itself
+    exposes the headers a seeking player and an integrity check read."""
+    url = _presign(server, clip)
+    for path in (url, server.endpoint + "/hls/v1/getHLSMasterPlaylist.m3u8",
+                 server.endpoint + "/dash/v1/getDASHManifest.mpd"):
+        r = requests.options(path, headers={"Origin": "https://viewer.example",
+                                            "Access-Control-Request-Method": "GET",
+                                            "Access-Control-Request-Headers": "range"}, timeout=10)
+        assert r.status_code == 204, (path, r.status_code, r.text)
+        assert r.headers["Access-Control-Allow-Origin"] == "*"
+        assert "range" in r.headers["Access-Control-Allow-Headers"].lower()
+        assert "GET" in r.headers["Access-Control-Allow-Methods"]
+    r = requests.get(url, headers={"Origin": "https://viewer.example", "Range": "bytes=0-99"},
+                     timeout=30)
+    assert r.status_code == 206, r.status_code
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    exposed = r.headers["Access-Control-Expose-Headers"].lower()
+    assert "content-range" in exposed and "etag" in exposed, exposed

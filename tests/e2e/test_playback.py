@@ -148,6 +148,25 @@ def test_get_clip_whole_stream_and_empty_range(server, h264, tmp_path):
     assert error_code(e.value) == "ResourceNotFoundException", e.value.response
 
 
+def test_get_clip_configured_cap(new_server, tmp_path):
+    """--max-clip-fragments / --max-clip-bytes truncate a clip the way KVS's 200-fragment /
+    100 MB limits do; without them the same range gives the whole clip (tested above)."""
+    for flags, want_frags in ((["--max-clip-fragments", "2"], 2), (["--max-clip-bytes", "1"], 1)):
+        srv = new_server(extra_args=flags).start()
+        kvs = srv.client()
+        info = push_sample(srv, kvs, "ffmpeg_h264_aac.mkv")
+        r = am(srv, info["name"], "GET_CLIP").get_clip(
+            StreamName=info["name"], ClipFragmentSelector={
+                "FragmentSelectorType": "SERVER_TIMESTAMP", "TimestampRange": server_range(info)})
+        out = tmp_path / f"capped{want_frags}.mp4"
+        out.write_bytes(r["Payload"].read())
+        dur = float(kp.ffprobe_json(out, "-show_format")["format"]["duration"])
+        want = sum(f["FragmentLengthInMilliseconds"] for f in info["frags"][:want_frags]) / 1000
+        assert abs(dur - want) <= 0.5, f"{flags}: clip lasts {dur}s, {want_frags} fragments {want}s"
+        assert ffmpeg_decode(str(out)) == ""
+        srv.stop()
+
+
 def test_get_clip_hevc(server, kvs, tmp_path):
     kp.need("ffmpeg", "ffprobe")
     info = push_sample(server, kvs, "ffmpeg_h265.mkv", fragments=3)  # x265 GOPs: 2 s, 1 s, 1 s

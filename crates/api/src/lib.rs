@@ -60,6 +60,19 @@ pub struct ApiConfig {
     pub max_json_body_bytes: usize,
     /// TURN credentials handed out by GetIceServerConfig; `None`: an empty `IceServerList`.
     pub turn: Option<ice::TurnConfig>,
+    /// GetClip truncation.
+    pub clip_cap: ClipCap,
+}
+
+/// Where GetClip (and the ranged clip URL) truncates a clip. KVS stops at 200 fragments or
+/// 100 MB; openkvs has no cap unless configured, since clips stream from the fragment files
+/// with flat memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClipCap {
+    /// At most this many fragments.
+    pub max_fragments: Option<usize>,
+    /// Stop after the fragment whose media bytes reach this total.
+    pub max_bytes: Option<u64>,
 }
 
 /// Shared state of all handlers. Cheap to clone.
@@ -157,9 +170,18 @@ pub fn now_ms() -> i64 {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/hls/v1/{resource}", get(playback::hls))
-        .route("/dash/v1/{resource}", get(playback::dash))
-        .route("/clip/v1/{resource}", get(clip_url::clip))
+        .route(
+            "/hls/v1/{resource}",
+            get(playback::hls).options(playback_preflight),
+        )
+        .route(
+            "/dash/v1/{resource}",
+            get(playback::dash).options(playback_preflight),
+        )
+        .route(
+            "/clip/v1/{resource}",
+            get(clip_url::clip).options(playback_preflight),
+        )
         .fallback(dispatch)
         // Signaling WebSocket connects on `GET /` (only with an upgrade or X-Amz-ChannelARN).
         .layer(middleware::from_fn_with_state(
@@ -168,6 +190,36 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(common_headers))
         .with_state(state)
+}
+
+/// CORS preflight of the token-authenticated playback resources (players on other origins
+/// that send `Range` or other non-simple headers): any origin, GET/HEAD, cached for a day.
+async fn playback_preflight() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Range, If-None-Match, If-Range"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(
+            "Content-Length, Content-Range, ETag, Accept-Ranges, x-amz-meta-sha256",
+        ),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    r
 }
 
 async fn health(State(st): State<AppState>) -> Response {

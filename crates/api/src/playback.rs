@@ -772,7 +772,8 @@ pub(crate) struct ClipInput {
     clip_fragment_selector: Option<Selector>,
 }
 
-/// Clips are capped at this many fragments unless configured otherwise (KVS: 200 / 100 MB).
+/// Without a configured cap, a clip range may hold at most this many fragments (about 55 h of
+/// 2 s GOPs): the plan (one entry per frame) is built in memory before the first byte.
 const MAX_CLIP_FRAGMENTS: usize = 100_000;
 
 /// A clip ready to stream: the stream, its progressive MP4 plan and the fragments the plan
@@ -814,9 +815,6 @@ pub(crate) fn clip_range(
             "EndTimestamp must be later than StartTimestamp",
         ));
     }
-    if end - start > 24 * 3_600_000 {
-        return Err(ApiError::invalid("a clip may span at most 24 hours"));
-    }
     Ok((kind_of(kind), start, end))
 }
 
@@ -830,14 +828,44 @@ pub(crate) async fn plan_clip(
     start: i64,
     end: i64,
 ) -> ApiResult<PlannedClip> {
+    let cap = st.config.clip_cap;
+    let limit = cap
+        .max_fragments
+        .unwrap_or(MAX_CLIP_FRAGMENTS)
+        .min(MAX_CLIP_FRAGMENTS);
     let q = RangeQuery {
         kind,
         start_ms: start,
         end_ms: end,
         after: None,
-        limit: MAX_CLIP_FRAGMENTS,
+        limit: limit + 1,
     };
-    let metas = st.fragments.range(&stream.arn, &q).await?;
+    let mut metas = st.fragments.range(&stream.arn, &q).await?;
+    if metas.len() > limit {
+        if cap.max_fragments.is_some_and(|m| m <= MAX_CLIP_FRAGMENTS) {
+            metas.truncate(limit);
+        } else {
+            return Err(ApiError::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "the range holds more than {MAX_CLIP_FRAGMENTS} fragments; ask for a shorter \
+                     range (or configure --max-clip-fragments to truncate, as KVS does)"
+                ),
+            ));
+        }
+    }
+    if let Some(max_bytes) = cap.max_bytes {
+        // Keep fragments until the one that reaches the byte cap (at least one).
+        let mut total = 0u64;
+        let keep = metas
+            .iter()
+            .position(|m| {
+                total += m.size_bytes;
+                total >= max_bytes
+            })
+            .map_or(metas.len(), |i| i + 1);
+        metas.truncate(keep);
+    }
     let Some(first) = metas.first() else {
         return Err(ApiError::new(
             ErrorKind::NotFound,

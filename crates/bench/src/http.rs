@@ -238,3 +238,44 @@ pub async fn put_media(t: &Target, stream: &str) -> anyhow::Result<(BodyWriter, 
         },
     ))
 }
+
+/// A keep-alive connection for plain `GET`s (playlists and segments carry their own session
+/// token, so nothing is signed).
+#[derive(Debug)]
+pub struct GetConn {
+    host: String,
+    r: BufReader<OwnedReadHalf>,
+    w: OwnedWriteHalf,
+}
+
+impl GetConn {
+    /// Connects to `addr` (`127.0.0.1:8080`).
+    pub async fn connect(addr: &str) -> anyhow::Result<GetConn> {
+        let s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        let (r, w) = s.into_split();
+        Ok(GetConn {
+            host: addr.to_owned(),
+            r: BufReader::new(r),
+            w,
+        })
+    }
+
+    /// `GET path_and_query`; returns status and body (Content-Length bodies only).
+    pub async fn get(&mut self, path_and_query: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+        let req = format!(
+            "GET {path_and_query} HTTP/1.1\r\nhost: {}\r\n\r\n",
+            self.host
+        );
+        self.w.write_all(req.as_bytes()).await?;
+        let (status, hdrs) = read_head(&mut self.r).await?;
+        let n: usize = hdrs
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .map(|(_, v)| v.parse())
+            .context("GET answer without Content-Length")??;
+        let mut buf = vec![0; n];
+        self.r.read_exact(&mut buf).await?;
+        Ok((status, buf))
+    }
+}

@@ -6,6 +6,7 @@
 pub mod camera;
 pub mod http;
 pub mod procstat;
+pub mod server;
 
 /// Percentile of a sorted slice (nearest rank).
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {

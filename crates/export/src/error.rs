@@ -70,7 +70,7 @@ pub enum ExportError {
         media_len: u64,
     },
     /// The MP4 writer refused the input (codec private data, sync samples, sizes).
-    #[error("track {track}")]
+    #[error("track {track}: {source}")]
     Mp4 {
         /// MKV track number (0 when not about one track).
         track: u64,

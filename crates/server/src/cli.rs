@@ -158,6 +158,16 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "OPENKVS_NO_TURN")]
     pub no_turn: bool,
 
+    /// Truncate GetClip output to this many fragments, as KVS does at 200. Default: no cap
+    /// (a clip may span up to 100,000 fragments, about 55 h of 2 s GOPs).
+    #[arg(long, env = "OPENKVS_MAX_CLIP_FRAGMENTS", value_name = "N")]
+    pub max_clip_fragments: Option<usize>,
+
+    /// Truncate GetClip output after the fragment that reaches this many media bytes, as KVS
+    /// does at 100 MB (104857600). Default: no cap.
+    #[arg(long, env = "OPENKVS_MAX_CLIP_BYTES", value_name = "BYTES")]
+    pub max_clip_bytes: Option<u64>,
+
     /// Log format. Verbosity comes from RUST_LOG (default `info`). [default: human]
     #[arg(long, env = "OPENKVS_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,

@@ -28,6 +28,8 @@ struct FileConfig {
     turn_secret: Option<String>,
     turn_uris: Option<Vec<String>>,
     no_turn: Option<bool>,
+    max_clip_fragments: Option<usize>,
+    max_clip_bytes: Option<u64>,
 }
 
 /// Resolved settings.
@@ -53,6 +55,8 @@ pub(crate) struct ServeConfig {
     pub turn_secret: Option<String>,
     /// TURN URIs handed out instead of the embedded server's.
     pub turn_uris: Vec<String>,
+    /// GetClip truncation (KVS: 200 fragments / 100 MB); default none.
+    pub clip_cap: api::ClipCap,
 }
 
 impl ServeConfig {
@@ -145,7 +149,17 @@ impl ServeConfig {
         if turn_secret.as_deref() == Some("") {
             bail!("--turn-secret must not be empty");
         }
+        let clip_cap = api::ClipCap {
+            max_fragments: a.max_clip_fragments.or(file.max_clip_fragments),
+            max_bytes: a.max_clip_bytes.or(file.max_clip_bytes),
+        };
+        if clip_cap.max_fragments == Some(0) || clip_cap.max_bytes == Some(0) {
+            bail!(
+                "--max-clip-fragments and --max-clip-bytes must be at least 1 (leave them unset for no cap)"
+            );
+        }
         Ok(Self {
+            clip_cap,
             tls_self_signed,
             turn_listen: (!no_turn).then_some(turn_listen),
             turn_listen_explicit: turn_listen_arg.is_some(),

@@ -136,6 +136,7 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         public_url: cfg.public_url.clone(),
         tls: tls.is_some(),
         max_json_body_bytes: 1 << 20,
+        clip_cap: cfg.clip_cap,
         turn: (!turn_uris.is_empty()).then(|| api::ice::TurnConfig {
             secret: turn_secret.clone().into_bytes(),
             uris: turn_uris.clone(),

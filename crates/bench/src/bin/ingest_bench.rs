@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use openkvs_bench::camera::{self, CameraSpec};
 use openkvs_bench::http::{self, Target};
+use openkvs_bench::server::Server;
 use openkvs_bench::{percentile, procstat};
 use tokio::sync::Mutex;
 
@@ -149,58 +150,6 @@ async fn camera_task(
     r.sent_fragments += fragments;
 }
 
-struct Server {
-    child: std::process::Child,
-    addr: String,
-    _dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._dir);
-    }
-}
-
-fn start_server(bin: &std::path::Path, data: &std::path::Path) -> anyhow::Result<Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let dir = data.join(format!("run-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let child = std::process::Command::new(bin)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .env("OPENKVS_ACCESS_KEY_ID", "AKIDBENCH")
-        .env("OPENKVS_SECRET_ACCESS_KEY", "bench-secret")
-        .env(
-            "RUST_LOG",
-            std::env::var("OPENKVS_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .arg("--no-turn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(data.join("server.log"))?)
-        .spawn()?;
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            return Ok(Server {
-                child,
-                addr,
-                _dir: dir,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    anyhow::bail!("server did not start")
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
@@ -218,12 +167,8 @@ async fn main() -> anyhow::Result<()> {
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for n in a.cameras.split(',').map(|s| s.trim().parse::<usize>()) {
         let n = n?;
-        let server = start_server(&a.server, &a.data)?;
-        let t = Target {
-            addr: server.addr.clone(),
-            akid: "AKIDBENCH".into(),
-            secret: "bench-secret".into(),
-        };
+        let server = Server::start(&a.server, &a.data)?;
+        let t = server.target();
         for i in 0..n {
             let (status, body) = http::json_call(
                 &t,
@@ -233,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             anyhow::ensure!(status == 200, "createStream: {status} {body}");
         }
-        let pid = server.child.id();
+        let pid = server.pid();
         let res = Arc::new(Mutex::new(Results::default()));
         let start = Instant::now();
         let until = start + Duration::from_secs(a.seconds);
