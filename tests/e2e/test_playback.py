@@ -16,6 +16,7 @@ import requests
 from botocore.exceptions import ClientError
 
 import kvs_producer as kp
+import mkvgen
 from kvs_producer import close_clients  # noqa: F401  (autouse: closes leftover connections)
 from e2e_support import unique
 
@@ -165,6 +166,38 @@ def test_get_clip_configured_cap(new_server, tmp_path):
         assert abs(dur - want) <= 0.5, f"{flags}: clip lasts {dur}s, {want_frags} fragments {want}s"
         assert ffmpeg_decode(str(out)) == ""
         srv.stop()
+
+
+@pytest.mark.parametrize("track, want", [
+    (mkvgen.Track(1, "V_VP8", "video"), "UnsupportedStreamMediaTypeException"),
+    (mkvgen.Track(1, mkvgen.H264, "video", codec_private=b"\x01\x64"),
+     "InvalidCodecPrivateDataException"),
+])
+def test_codec_errors(server, kvs, track, want):
+    """Media that cannot become MP4 is stored (ingest does not judge codecs) but GetClip,
+    HLS and DASH refuse it with the KVS exception for the reason."""
+    name = unique("pb-codec")
+    kvs.create_stream(StreamName=name, DataRetentionInHours=24)
+    t0 = _now()
+    head = mkvgen.document_header([track])
+    frags = [mkvgen.gop(1_700_000_000_000 + i * 1000) for i in range(3)]
+    body = head + b"".join(f.bytes for f in frags) + mkvgen.end_of_fragment()
+    pm = kp.put_media(server.endpoint, name, body, expect_persisted=3)
+    assert pm.status == 200 and len(kp.events(pm.acks, "PERSISTED")) == 3, pm.describe()
+    rng = {"StartTimestamp": t0 - dt.timedelta(seconds=1), "EndTimestamp": _now()}
+    sel = {"FragmentSelectorType": "SERVER_TIMESTAMP", "TimestampRange": rng}
+    calls = {
+        "GetClip": lambda: am(server, name, "GET_CLIP").get_clip(
+            StreamName=name, ClipFragmentSelector=sel),
+        "HLS": lambda: hls_url(server, name, PlaybackMode="ON_DEMAND", HLSFragmentSelector=sel),
+        "DASH": lambda: dash_url(server, name, PlaybackMode="ON_DEMAND", DASHFragmentSelector=sel),
+    }
+    for what, call in calls.items():
+        with pytest.raises(ClientError) as e:
+            call()
+        assert error_code(e.value) == want, (what, e.value.response)
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400, what
+    assert requests.get(server.endpoint + "/health", timeout=5).status_code == 200
 
 
 def test_get_clip_hevc(server, kvs, tmp_path):
