@@ -878,11 +878,13 @@ pub(crate) async fn plan_clip(
     // One clip has one track layout: stop at the first fragment whose tracks differ.
     let set_id = first.track_set_id;
     let set = st.fragments.load_track_set(set_id).await?;
-    let mut frags = Vec::with_capacity(metas.len());
-    for m in metas.into_iter().take_while(|m| m.track_set_id == set_id) {
-        let frames = st.fragments.frames(&m).await?;
-        frags.push((m, frames));
-    }
+    let same_layout = metas
+        .iter()
+        .position(|m| m.track_set_id != set_id)
+        .unwrap_or(metas.len());
+    metas.truncate(same_layout);
+    let tables = st.fragments.frames_many(&metas).await?;
+    let frags: Vec<_> = metas.into_iter().zip(tables).collect();
     let plan = export::clip_plan(&frags, &set)?;
     let metas = frags.into_iter().map(|(m, _)| m).collect();
     Ok(PlannedClip {
@@ -944,8 +946,11 @@ pub(crate) fn spawn_plan(
     rx
 }
 
-/// Streams `range` of a plan: its own header bytes and byte ranges of the fragments' media,
-/// read in pieces of at most 1 MiB so memory stays flat.
+/// Streams `range` of a plan: its own header bytes and byte ranges of the fragments' media.
+/// Each fragment's media is read once, whole (a plan visits a fragment's samples together),
+/// and the many small sample slices are copied into pieces of about 1 MiB, so a clip costs
+/// one read per fragment and one channel message per MiB; memory stays flat (a fragment plus
+/// a piece).
 async fn stream_plan(
     st: &AppState,
     plan: &mp4::ProgressivePlan,
@@ -953,43 +958,44 @@ async fn stream_plan(
     range: std::ops::Range<u64>,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> ApiResult<()> {
-    const PIECE: u64 = 1 << 20;
-    let slices: Vec<(Option<Bytes>, usize, u64, u64)> = plan
-        .slices(range)
-        .map(|s| match s {
-            mp4::Slice::Bytes(b) => (Some(Bytes::copy_from_slice(b)), 0, 0, 0),
+    const PIECE: usize = 1 << 20;
+    let mut out = bytes::BytesMut::with_capacity(PIECE);
+    let mut cached: Option<(usize, Bytes)> = None;
+    // Collected first: the iterator borrows the plan across awaits otherwise.
+    let slices: Vec<mp4::Slice<'_>> = plan.slices(range).collect();
+    for slice in slices {
+        match slice {
+            mp4::Slice::Bytes(b) => out.extend_from_slice(b),
             mp4::Slice::Media {
                 fragment_index,
                 offset,
                 len,
-            } => (None, fragment_index as usize, offset, len),
-        })
-        .collect();
-    for (bytes, fi, offset, len) in slices {
-        if let Some(b) = bytes {
-            if tx.send(Ok(b)).await.is_err() {
-                return Ok(());
-            }
-            continue;
-        }
-        let meta = metas.get(fi).ok_or_else(|| {
-            ApiError::new(ErrorKind::Internal, "plan refers to a missing fragment")
-        })?;
-        let mut done = 0;
-        while done < len {
-            let n = PIECE.min(len - done);
-            let b = st.fragments.read(meta, offset + done, n).await?;
-            if b.is_empty() {
-                return Err(ApiError::new(
-                    ErrorKind::Internal,
-                    "short read from the fragment store",
-                ));
-            }
-            done += b.len() as u64;
-            if tx.send(Ok(b)).await.is_err() {
-                return Ok(());
+            } => {
+                let fi = fragment_index as usize;
+                if cached.as_ref().is_none_or(|(i, _)| *i != fi) {
+                    let meta = metas.get(fi).ok_or_else(|| {
+                        ApiError::new(ErrorKind::Internal, "plan refers to a missing fragment")
+                    })?;
+                    let media = st.fragments.read(meta, 0, meta.size_bytes).await?;
+                    cached = Some((fi, media));
+                }
+                let media = &cached.as_ref().expect("just cached").1;
+                let piece = usize::try_from(offset)
+                    .ok()
+                    .zip(usize::try_from(offset + len).ok())
+                    .and_then(|(a, b)| media.get(a..b))
+                    .ok_or_else(|| {
+                        ApiError::new(ErrorKind::Internal, "short read from the fragment store")
+                    })?;
+                out.extend_from_slice(piece);
             }
         }
+        if out.len() >= PIECE && tx.send(Ok(out.split().freeze())).await.is_err() {
+            return Ok(());
+        }
+    }
+    if !out.is_empty() {
+        let _ = tx.send(Ok(out.freeze())).await;
     }
     Ok(())
 }

@@ -183,6 +183,15 @@ pub trait FragmentStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<FragmentMeta>>;
     /// The frame table.
     async fn frames(&self, meta: &FragmentMeta) -> Result<Vec<FrameEntry>>;
+    /// The frame tables of many fragments, in order (a clip plan needs all of them before its
+    /// first byte). The default asks one at a time; stores override it to batch.
+    async fn frames_many(&self, metas: &[FragmentMeta]) -> Result<Vec<Vec<FrameEntry>>> {
+        let mut out = Vec::with_capacity(metas.len());
+        for m in metas {
+            out.push(self.frames(m).await?);
+        }
+        Ok(out)
+    }
     /// Media bytes `offset..offset+len` of a fragment (`len` clipped to its size).
     async fn read(&self, meta: &FragmentMeta, offset: u64, len: u64) -> Result<Bytes>;
     /// Deletes fragments whose server timestamp is older than `before_ms`; returns how many.

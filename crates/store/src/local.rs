@@ -314,6 +314,33 @@ impl LocalFragmentStore {
     }
 }
 
+/// Checks and decodes one fragment's stored frame table (`None`: no such fragment).
+fn decode_frames(
+    meta: &FragmentMeta,
+    row: Option<(Vec<u8>, i64, i64)>,
+) -> Result<Vec<FrameEntry>> {
+    let Some((blob, size_bytes, frame_count)) = row else {
+        return Err(not_found_fragment(meta));
+    };
+    let corrupt = |reason| Error::CorruptIndex {
+        stream_arn: meta.stream_arn.clone(),
+        number: meta.number,
+        reason,
+    };
+    let frames = frame_table::decode(&blob).map_err(corrupt)?;
+    if i64::try_from(frames.len()).ok() != Some(frame_count) {
+        return Err(corrupt("frame_count does not match the frame table"));
+    }
+    if frames
+        .last()
+        .map_or(0, |f| i64::from(f.offset) + i64::from(f.size))
+        != size_bytes
+    {
+        return Err(corrupt("frame sizes do not add up to size_bytes"));
+    }
+    Ok(frames)
+}
+
 fn not_found_fragment(meta: &FragmentMeta) -> Error {
     Error::NotFound {
         what: "fragment",
@@ -427,30 +454,28 @@ impl FragmentStore for LocalFragmentStore {
     }
 
     async fn frames(&self, meta: &FragmentMeta) -> Result<Vec<FrameEntry>> {
-        let (arn, number) = (meta.stream_arn.clone(), meta.number);
-        let Some((blob, size_bytes, frame_count)) = self
-            .read_index(move |c| index::frames_blob(c, &arn, number))
-            .await?
-        else {
-            return Err(not_found_fragment(meta));
-        };
-        let corrupt = |reason| Error::CorruptIndex {
-            stream_arn: meta.stream_arn.clone(),
-            number,
-            reason,
-        };
-        let frames = frame_table::decode(&blob).map_err(corrupt)?;
-        if i64::try_from(frames.len()).ok() != Some(frame_count) {
-            return Err(corrupt("frame_count does not match the frame table"));
-        }
-        if frames
-            .last()
-            .map_or(0, |f| i64::from(f.offset) + i64::from(f.size))
-            != size_bytes
-        {
-            return Err(corrupt("frame sizes do not add up to size_bytes"));
-        }
-        Ok(frames)
+        let mut all = self.frames_many(std::slice::from_ref(meta)).await?;
+        Ok(all.pop().expect("one table per fragment"))
+    }
+
+    async fn frames_many(&self, metas: &[FragmentMeta]) -> Result<Vec<Vec<FrameEntry>>> {
+        let keys: Vec<(String, FragmentNumber)> = metas
+            .iter()
+            .map(|m| (m.stream_arn.clone(), m.number))
+            .collect();
+        // One blocking task and one connection for the whole batch.
+        let blobs = self
+            .read_index(move |c| {
+                keys.iter()
+                    .map(|(arn, number)| index::frames_blob(c, arn, *number))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        metas
+            .iter()
+            .zip(blobs)
+            .map(|(meta, blob)| decode_frames(meta, blob))
+            .collect()
     }
 
     async fn read(&self, meta: &FragmentMeta, offset: u64, len: u64) -> Result<Bytes> {

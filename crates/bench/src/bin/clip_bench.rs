@@ -38,7 +38,8 @@ struct Args {
     /// Work directory (the archive, the server's data dir, outputs); removed at the end.
     #[arg(long, default_value = "target/clip-bench")]
     dir: PathBuf,
-    /// Hours of the small-fragment archive behind the HLS playlist measurement (2 s fragments).
+    /// Hours of the small-fragment archive behind the HLS playlist measurement (2 s fragments);
+    /// 0 skips the HLS measurements.
     #[arg(long, default_value_t = 24)]
     day_hours: u64,
     /// Media playlist GETs to time.
@@ -493,20 +494,25 @@ async fn main() -> anyhow::Result<()> {
     let (ttfb2, _, _) = get_clip(&t, "archive", start_ms, end_ms).await?;
 
     // HLS: a day of 2 s fragments, then the ON_DEMAND playlist of its first 5,000.
-    let day = a.dir.join("day.mkv");
-    let day_spec = Spec {
-        fps: 1,
-        gop: 2,
-        frame_bytes: 200,
-        audio: false,
+    let hls = if a.day_hours > 0 {
+        let day = a.dir.join("day.mkv");
+        let day_spec = Spec {
+            fps: 1,
+            gop: 2,
+            frame_bytes: 200,
+            audio: false,
+        };
+        write_archive(&day, a.day_hours * 3600, day_spec, start_ms)?;
+        let t3 = Instant::now();
+        push(&t, "day", &day).await?;
+        eprintln!("day archive ingest took {:.1}s", t3.elapsed().as_secs_f64());
+        let day_end = start_ms + a.day_hours * 3_600_000;
+        let (listed, pl) = playlist_latency(&t, "day", start_ms, day_end, a.playlist_gets).await?;
+        let live = live_visibility(&t, "live", a.live_fragments).await?;
+        Some((listed, pl, live))
+    } else {
+        None
     };
-    write_archive(&day, a.day_hours * 3600, day_spec, start_ms)?;
-    let t3 = Instant::now();
-    push(&t, "day", &day).await?;
-    eprintln!("day archive ingest took {:.1}s", t3.elapsed().as_secs_f64());
-    let day_end = start_ms + a.day_hours * 3_600_000;
-    let (listed, pl) = playlist_latency(&t, "day", start_ms, day_end, a.playlist_gets).await?;
-    let live = live_visibility(&t, "live", a.live_fragments).await?;
     drop(server);
 
     // ffmpeg remux to a streamable MP4
@@ -561,23 +567,25 @@ async fn main() -> anyhow::Result<()> {
         mbs(clip_bytes, clip_time) / mbs(sf_bytes, sf_time) * 100.0,
         clip_bytes as f64 / 1e6
     );
-    println!("\n| HLS | n | p50 ms | p99 ms | max ms |");
-    println!("|---|---:|---:|---:|---:|");
-    println!(
-        "| ON_DEMAND media playlist, {listed} fragments listed, {} h archive | {} | {:.2} | {:.2} | {:.2} |",
-        a.day_hours,
-        pl.len(),
-        percentile(&pl, 50.0),
-        percentile(&pl, 99.0),
-        pl.last().copied().unwrap_or(f64::NAN)
-    );
-    println!(
-        "| PERSISTED ack → first seen in the LIVE playlist | {} | {:.2} | {:.2} | {:.2} |",
-        live.len(),
-        percentile(&live, 50.0),
-        percentile(&live, 99.0),
-        live.last().copied().unwrap_or(f64::NAN)
-    );
+    if let Some((listed, pl, live)) = hls {
+        println!("\n| HLS | n | p50 ms | p99 ms | max ms |");
+        println!("|---|---:|---:|---:|---:|");
+        println!(
+            "| ON_DEMAND media playlist, {listed} fragments listed, {} h archive | {} | {:.2} | {:.2} | {:.2} |",
+            a.day_hours,
+            pl.len(),
+            percentile(&pl, 50.0),
+            percentile(&pl, 99.0),
+            pl.last().copied().unwrap_or(f64::NAN)
+        );
+        println!(
+            "| PERSISTED ack → first seen in the LIVE playlist | {} | {:.2} | {:.2} | {:.2} |",
+            live.len(),
+            percentile(&live, 50.0),
+            percentile(&live, 99.0),
+            live.last().copied().unwrap_or(f64::NAN)
+        );
+    }
     let _ = std::fs::remove_dir_all(&a.dir);
     Ok(())
 }
