@@ -840,7 +840,9 @@ pub(crate) async fn plan_clip(
         after: None,
         limit: limit + 1,
     };
+    let t0 = std::time::Instant::now();
     let mut metas = st.fragments.range(&stream.arn, &q).await?;
+    let t_range = t0.elapsed();
     if metas.len() > limit {
         if cap.max_fragments.is_some_and(|m| m <= MAX_CLIP_FRAGMENTS) {
             metas.truncate(limit);
@@ -884,8 +886,18 @@ pub(crate) async fn plan_clip(
         .unwrap_or(metas.len());
     metas.truncate(same_layout);
     let tables = st.fragments.frames_many(&metas).await?;
+    let t_frames = t0.elapsed();
     let frags: Vec<_> = metas.into_iter().zip(tables).collect();
     let plan = export::clip_plan(&frags, &set)?;
+    tracing::debug!(
+        stream = %stream.name,
+        fragments = frags.len(),
+        bytes = plan.total_len(),
+        range_ms = t_range.as_secs_f64() * 1e3,
+        frames_ms = (t_frames - t_range).as_secs_f64() * 1e3,
+        plan_ms = (t0.elapsed() - t_frames).as_secs_f64() * 1e3,
+        "clip planned"
+    );
     let metas = frags.into_iter().map(|(m, _)| m).collect();
     Ok(PlannedClip {
         stream,

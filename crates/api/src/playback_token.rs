@@ -1,19 +1,22 @@
 //! Session tokens for HLS/DASH playback URLs and presigned clip URLs: the claims (stream, mode,
-//! selector, range, options, expiry) in base64url JSON, and an HMAC-SHA256 under the server's
-//! token key. Stateless: any node with the key can serve a session; tampering breaks the MAC;
-//! expiry is in the claims.
+//! selector, range, options, expiry) as a compact base64url JSON array, and an HMAC-SHA256
+//! (truncated to 128 bits) under the server's token key. Stateless: any node with the key can
+//! serve a session; tampering breaks the MAC; expiry is in the claims.
+//!
+//! Compact because the token is in every segment URL: a 5,000-fragment playlist repeats it
+//! 5,000 times, and ffmpeg's DASH demuxer truncates segment URLs much longer than the
+//! manifest's own.
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use kvs_core::ErrorKind;
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
 use crate::error::{ApiError, ApiResult};
 
 /// What a playback session may read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Claims {
     /// `hls`, `dash` or `clip`.
     pub kind: String,
@@ -43,18 +46,115 @@ pub(crate) struct Claims {
     pub exp: i64,
 }
 
-const PREFIX: &str = "okvs1~";
+const PREFIX: &str = "okvs2~";
+/// Bytes of the HMAC kept in the token.
+const MAC_LEN: usize = 16;
+const ARN_PREFIX: &str = "arn:aws:kinesisvideo:";
+
+/// `(kind, arn without its constant prefix, mode, selector, start, end, container,
+/// discontinuity, display timestamp, display number, max results, created, expiry)` with the
+/// enumerations as one-letter codes.
+type Wire = (
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    String,
+    String,
+    bool,
+    bool,
+    u32,
+    i64,
+    i64,
+);
+
+/// One-letter codes of the enumerated claims: (full value, code).
+const CODES: &[(&str, &str)] = &[
+    ("hls", "h"),
+    ("dash", "d"),
+    ("clip", "c"),
+    ("LIVE", "L"),
+    ("LIVE_REPLAY", "R"),
+    ("ON_DEMAND", "O"),
+    ("SERVER_TIMESTAMP", "S"),
+    ("PRODUCER_TIMESTAMP", "P"),
+    ("FRAGMENTED_MP4", "F"),
+    ("MPEG_TS", "T"),
+    ("ALWAYS", "A"),
+    ("NEVER", "N"),
+    ("ON_DISCONTINUITY", "D"),
+];
+
+fn encode_enum(v: &str) -> String {
+    CODES
+        .iter()
+        .find(|(full, _)| *full == v)
+        .map_or_else(|| format!("={v}"), |(_, code)| (*code).to_owned())
+}
+
+fn decode_enum(v: &str) -> String {
+    match v.strip_prefix('=') {
+        Some(raw) => raw.to_owned(),
+        None => CODES
+            .iter()
+            .find(|(_, code)| *code == v)
+            .map_or_else(String::new, |(full, _)| (*full).to_owned()),
+    }
+}
+
+fn to_wire(c: &Claims) -> Wire {
+    (
+        encode_enum(&c.kind),
+        c.arn
+            .strip_prefix(ARN_PREFIX)
+            .map_or_else(|| format!("={}", c.arn), str::to_owned),
+        encode_enum(&c.mode),
+        encode_enum(&c.selector),
+        c.start_ms,
+        c.end_ms,
+        encode_enum(&c.container),
+        encode_enum(&c.discontinuity),
+        c.display_timestamp,
+        c.display_number,
+        c.max_results,
+        c.created_ms,
+        c.exp,
+    )
+}
+
+fn from_wire(w: Wire) -> Claims {
+    Claims {
+        kind: decode_enum(&w.0),
+        arn: match w.1.strip_prefix('=') {
+            Some(full) => full.to_owned(),
+            None => format!("{ARN_PREFIX}{}", w.1),
+        },
+        mode: decode_enum(&w.2),
+        selector: decode_enum(&w.3),
+        start_ms: w.4,
+        end_ms: w.5,
+        container: decode_enum(&w.6),
+        discontinuity: decode_enum(&w.7),
+        display_timestamp: w.8,
+        display_number: w.9,
+        max_results: w.10,
+        created_ms: w.11,
+        exp: w.12,
+    }
+}
 
 fn mac(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(b"playback\0");
     m.update(data);
-    m.finalize().into_bytes().to_vec()
+    m.finalize().into_bytes()[..MAC_LEN].to_vec()
 }
 
 /// Signs claims into a URL-safe token.
 pub(crate) fn seal(key: &[u8], c: &Claims) -> String {
-    let json = serde_json::to_vec(c).expect("claims serialize");
+    let json = serde_json::to_vec(&to_wire(c)).expect("claims serialize");
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     format!(
         "{PREFIX}{}.{}",
@@ -79,7 +179,7 @@ pub(crate) fn open(key: &[u8], token: &str, now_secs: i64) -> ApiResult<Claims> 
     if !bool::from(mac(key, &json).ct_eq(&sig)) {
         return Err(bad());
     }
-    let claims: Claims = serde_json::from_slice(&json).map_err(|_| bad())?;
+    let claims = from_wire(serde_json::from_slice::<Wire>(&json).map_err(|_| bad())?);
     if claims.exp <= now_secs {
         return Err(ApiError::new(
             ErrorKind::ExpiredToken,
@@ -138,5 +238,26 @@ mod tests {
             ErrorKind::InvalidSignature
         );
         assert!(open(&key, "garbage", 0).is_err());
+    }
+
+    #[test]
+    fn compact_and_lossless() {
+        let key = b"k".repeat(32);
+        let mut c = claims();
+        c.arn = format!(
+            "arn:aws:kinesisvideo:us-east-1:123456789012:stream/{}/1795317973945",
+            "n".repeat(256)
+        );
+        c.start_ms = Some(1_795_317_974_580);
+        c.end_ms = Some(1_795_317_980_080);
+        let t = seal(&key, &c);
+        assert!(t.len() < 560, "{} chars: {t}", t.len());
+        assert_eq!(open(&key, &t, 0).unwrap(), c);
+        // Values without a code and foreign ARNs still round-trip.
+        c.mode = "SOMETHING_NEW".into();
+        c.arn = "arn:aws-cn:kinesisvideo:cn-north-1:1:stream/x/1".into();
+        assert_eq!(open(&key, &seal(&key, &c), 0).unwrap(), c);
+        let short = seal(&key, &claims());
+        assert!(short.len() < 160, "{} chars: {short}", short.len());
     }
 }

@@ -315,10 +315,7 @@ impl LocalFragmentStore {
 }
 
 /// Checks and decodes one fragment's stored frame table (`None`: no such fragment).
-fn decode_frames(
-    meta: &FragmentMeta,
-    row: Option<(Vec<u8>, i64, i64)>,
-) -> Result<Vec<FrameEntry>> {
+fn decode_frames(meta: &FragmentMeta, row: Option<(Vec<u8>, i64, i64)>) -> Result<Vec<FrameEntry>> {
     let Some((blob, size_bytes, frame_count)) = row else {
         return Err(not_found_fragment(meta));
     };
