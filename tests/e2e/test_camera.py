@@ -203,3 +203,18 @@ def test_camera_fails_fast_on_unknown_channel(turn_server, camera):
     cam = camera(turn_server, "--channel", unique("nochannel"), "--test-pattern")
     assert cam.proc.wait(timeout=30) != 0
     assert "ResourceNotFoundException" in cam.text(), cam.text()
+
+
+def test_camera_stops_when_its_channel_is_deleted(turn_server, camera):
+    """DeleteSignalingChannel closes the camera's WebSocket; its reconnect finds no channel and
+    it exits with an error instead of retrying forever."""
+    srv = turn_server
+    kvs = srv.client()
+    ch = unique("camdel")
+    arn = kvs.create_signaling_channel(ChannelName=ch)["ChannelARN"]
+    cam = camera(srv, "--channel", ch, "--test-pattern", *LOOPBACK)
+    cam.wait_connected()
+    kvs.delete_signaling_channel(ChannelARN=arn)
+    assert cam.proc.wait(timeout=20) != 0, cam.text()
+    assert "signaling channel is gone" in cam.text(), cam.text()
+    assert "signaling channel deleted: connections closed" in srv.stderr_text(), srv.logs()

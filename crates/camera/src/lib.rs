@@ -171,9 +171,10 @@ pub async fn run(
     }
     let (tx, _) = broadcast::channel(FRAME_QUEUE);
     let pacer = tokio::spawn(pace(Arc::clone(&clip), tx.clone()));
-    let live = cfg.live_mkv.take().map(|pipe| {
-        tokio::spawn(live_mkv::write(Arc::clone(&clip), tx.subscribe(), pipe))
-    });
+    let live = cfg
+        .live_mkv
+        .take()
+        .map(|pipe| tokio::spawn(live_mkv::write(Arc::clone(&clip), tx.subscribe(), pipe)));
     let mut m = master::Master::new(&cfg, clip.has_audio(), tx);
     let result = m.run(shutdown).await;
     pacer.abort();

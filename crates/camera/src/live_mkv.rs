@@ -143,13 +143,20 @@ mod tests {
             }
         }
         assert_eq!(
-            tracks.iter().map(|t| (t.number, t.codec_id.as_str())).collect::<Vec<_>>(),
+            tracks
+                .iter()
+                .map(|t| (t.number, t.codec_id.as_str()))
+                .collect::<Vec<_>>(),
             [(1, "V_MPEG4/ISO/AVC"), (2, "A_OPUS")]
         );
         assert_eq!(frames, expected_frames);
         // 60 frames of 25 fps video + 50/s audio cover about 0.8 s: one GOP, one cluster,
         // dated when the first key frame went out.
-        let key = clip.frames.iter().find(|f| f.keyframe && f.kind == Kind::Video).unwrap();
+        let key = clip
+            .frames
+            .iter()
+            .find(|f| f.keyframe && f.kind == Kind::Video)
+            .unwrap();
         assert_eq!(clusters, [t0 + key.pts.as_millis() as u64]);
     }
 }

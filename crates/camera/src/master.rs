@@ -275,14 +275,14 @@ impl<'a> Master<'a> {
                     .await
                     .with_context(|| format!("answering viewer {viewer}"))?;
                 ws.send(Message::Text(
-                    peer::outgoing("SDP_ANSWER", Some(&viewer), &peer::sdp_payload(&answer))
-                        .into(),
+                    peer::outgoing("SDP_ANSWER", Some(&viewer), &peer::sdp_payload(&answer)).into(),
                 ))
                 .await
                 .context("sending SDP_ANSWER")?;
                 tracing::info!(%viewer, "answered a viewer's offer");
                 // Candidates that came before the offer.
-                if let (Some(cands), Some(p)) = (self.early.remove(&viewer), self.peers.get(&viewer))
+                if let (Some(cands), Some(p)) =
+                    (self.early.remove(&viewer), self.peers.get(&viewer))
                 {
                     for c in cands {
                         let _ = p.pc.add_ice_candidate(c).await;
@@ -297,11 +297,11 @@ impl<'a> Master<'a> {
                     return Ok(());
                 };
                 match self.peers.get(&viewer) {
-                    Some(p) => p
-                        .pc
-                        .add_ice_candidate(c)
-                        .await
-                        .with_context(|| format!("adding a candidate of viewer {viewer}"))?,
+                    Some(p) => {
+                        p.pc.add_ice_candidate(c)
+                            .await
+                            .with_context(|| format!("adding a candidate of viewer {viewer}"))?
+                    }
                     None => {
                         let list = self.early.entry(viewer).or_default();
                         if list.len() < 64 {
@@ -310,7 +310,9 @@ impl<'a> Master<'a> {
                     }
                 }
             }
-            "STATUS_RESPONSE" => tracing::warn!(payload = %inc.payload, "signaling status response"),
+            "STATUS_RESPONSE" => {
+                tracing::warn!(payload = %inc.payload, "signaling status response")
+            }
             // TURN credentials are fetched for every offer, so rotation needs nothing else.
             "RECONNECT_ICE_SERVER" => {}
             other => tracing::debug!(message_type = other, "signaling: ignoring"),
@@ -353,7 +355,10 @@ impl<'a> Master<'a> {
         pc.set_remote_description(offer)
             .await
             .context("setting the offer")?;
-        let answer = pc.create_answer(None).await.context("creating the answer")?;
+        let answer = pc
+            .create_answer(None)
+            .await
+            .context("creating the answer")?;
         pc.set_local_description(answer.clone())
             .await
             .context("setting the answer")?;

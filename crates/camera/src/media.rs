@@ -246,11 +246,16 @@ impl Avcc {
         ensure!(b.len() >= 6, "avcC is {} bytes, shorter than 6", b.len());
         ensure!(b[0] == 1, "avcC configurationVersion is {}, not 1", b[0]);
         let length_size = usize::from(b[4] & 3) + 1;
-        ensure!(length_size != 3, "avcC lengthSizeMinusOne is 2 (3-byte lengths)");
+        ensure!(
+            length_size != 3,
+            "avcC lengthSizeMinusOne is 2 (3-byte lengths)"
+        );
         let mut pos = 5;
         let mut parameter_sets = Vec::new();
         for list in 0..2 {
-            let count = *b.get(pos).context("avcC ends before a parameter set count")?;
+            let count = *b
+                .get(pos)
+                .context("avcC ends before a parameter set count")?;
             let count = if list == 0 { count & 0x1f } else { count };
             pos += 1;
             for _ in 0..count {
@@ -259,7 +264,9 @@ impl Avcc {
                     *b.get(pos + 1).context("avcC truncated")?,
                 ]) as usize;
                 pos += 2;
-                let ps = b.get(pos..pos + len).context("avcC parameter set truncated")?;
+                let ps = b
+                    .get(pos..pos + len)
+                    .context("avcC parameter set truncated")?;
                 parameter_sets.push(ps.to_vec());
                 pos += len;
             }
@@ -292,7 +299,9 @@ impl Avcc {
             nals.push(nal);
             pos += len;
         }
-        let has_sps = nals.iter().any(|n| n.first().is_some_and(|h| h & 0x1f == 7));
+        let has_sps = nals
+            .iter()
+            .any(|n| n.first().is_some_and(|h| h & 0x1f == 7));
         let mut out = Vec::with_capacity(sample.len() + 64);
         if keyframe && !has_sps {
             for ps in &self.parameter_sets {
@@ -329,7 +338,9 @@ mod tests {
             Case {
                 sample: &[0, 0, 0, 2, 0x65, 9],
                 keyframe: true,
-                want: &[0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 9],
+                want: &[
+                    0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 9,
+                ],
             },
             Case {
                 sample: &[0, 0, 0, 2, 0x41, 9, 0, 0, 0, 1, 0x06],
@@ -374,8 +385,7 @@ mod tests {
 
     #[test]
     fn aac_is_skipped_and_no_h264_is_an_error() {
-        let clip =
-            Clip::from_mkv(include_bytes!("../../../samples/ffmpeg_h264_aac.mkv")).unwrap();
+        let clip = Clip::from_mkv(include_bytes!("../../../samples/ffmpeg_h264_aac.mkv")).unwrap();
         assert_eq!(clip.skipped, ["A_AAC"]);
         assert!(!clip.has_audio());
         let err = Clip::from_mkv(include_bytes!("../../../samples/ffmpeg_h265.mkv")).unwrap_err();

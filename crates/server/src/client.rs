@@ -19,9 +19,9 @@
 //! - [`timearg`] (pure): `--start`/`--end` times (ISO-8601, epoch seconds, `-15m`, `now`).
 
 pub(crate) mod ack;
+pub(crate) mod aws_config;
 #[cfg(feature = "webrtc")]
 pub(crate) mod camera;
-pub(crate) mod aws_config;
 pub(crate) mod cutter;
 pub(crate) mod duration;
 pub(crate) mod get_clip;

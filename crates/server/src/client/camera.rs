@@ -7,14 +7,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use camera::{CameraConfig, IcePolicy, MediaSource};
 
-use crate::cli::{CameraArgs, IceArgs, IcePolicyArg, LogFormat, OutputFormat, TimecodeTypeArg, ViewerArgs};
+use crate::cli::{
+    CameraArgs, IceArgs, IcePolicyArg, LogFormat, OutputFormat, TimecodeTypeArg, ViewerArgs,
+};
 use crate::client::aws_config::{self, ClientConfig};
 use crate::client::http::tls_client_config;
 use crate::client::put_media;
 
 /// webrtc-rs logs every ICE/DTLS state change at info and harmless oddities at warn; keep the
 /// camera's own lines. RUST_LOG overrides.
-const CAMERA_LOG_FILTER: &str = "info,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,rtc_sctp=error,webrtc=error";
+const CAMERA_LOG_FILTER: &str =
+    "info,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,rtc_sctp=error,webrtc=error";
 
 /// Bytes of live MKV buffered between the camera and the PutMedia uploader.
 const LIVE_PIPE_BYTES: usize = 1 << 20;

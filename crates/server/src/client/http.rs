@@ -267,7 +267,9 @@ fn tls_connector(ca_bundle: Option<&Path>) -> anyhow::Result<tokio_rustls::TlsCo
 
 /// The rustls client settings of every https client here: the system CA store plus
 /// `ca_bundle`, HTTP/1.1 ALPN.
-pub(crate) fn tls_client_config(ca_bundle: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+pub(crate) fn tls_client_config(
+    ca_bundle: Option<&Path>,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
