@@ -134,7 +134,10 @@ async fn connect_signaling(
             }
         }
     }
-    bail!("connecting: {}", last.map_or(String::new(), |e| e.to_string()))
+    bail!(
+        "connecting: {}",
+        last.map_or(String::new(), |e| e.to_string())
+    )
 }
 
 async fn create_channels(t: &Target, prefix: &str, n: usize) -> anyhow::Result<Vec<String>> {
@@ -208,7 +211,9 @@ fn viewer_frame(t_ns: u64, signaling: bool) -> String {
         format!(r#"{{"action":"ICE_CANDIDATE","messagePayload":"{payload}"}}"#)
     } else {
         // The echo server returns it as is; same size as what openkvs delivers.
-        format!(r#"{{"messageType":"ICE_CANDIDATE","senderClientId":"v","messagePayload":"{payload}"}}"#)
+        format!(
+            r#"{{"messageType":"ICE_CANDIDATE","senderClientId":"v","messagePayload":"{payload}"}}"#
+        )
     }
 }
 
@@ -401,7 +406,13 @@ fn start_openkvs(bin: &std::path::Path, dir: &std::path::Path) -> anyhow::Result
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let child = std::process::Command::new(bin)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--no-turn", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--no-turn",
+            "--data-dir",
+        ])
         .arg(dir.join("data"))
         .env("OPENKVS_ACCESS_KEY_ID", "AKIDBENCH")
         .env("OPENKVS_SECRET_ACCESS_KEY", "bench-secret")
@@ -421,7 +432,10 @@ fn start_openkvs(bin: &std::path::Path, dir: &std::path::Path) -> anyhow::Result
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("openkvs did not start (see {})", dir.join("server.log").display())
+    bail!(
+        "openkvs did not start (see {})",
+        dir.join("server.log").display()
+    )
 }
 
 fn main() -> anyhow::Result<()> {
@@ -498,9 +512,8 @@ async fn bench(a: Args) -> anyhow::Result<()> {
             let (t, wss, arn) = (t.clone(), wss.clone(), arn.clone());
             conns.push(tokio::spawn(async move {
                 let m = connect_signaling(&t, sock, &wss, &arn, None, 2 * i).await?;
-                let v =
-                    connect_signaling(&t, sock, &wss, &arn, Some(&format!("v{i}")), 2 * i + 1)
-                        .await?;
+                let v = connect_signaling(&t, sock, &wss, &arn, Some(&format!("v{i}")), 2 * i + 1)
+                    .await?;
                 Ok::<_, anyhow::Error>((m, v))
             }));
         }
@@ -579,7 +592,9 @@ async fn bench(a: Args) -> anyhow::Result<()> {
         let rss_idle = procstat::rss_mib(pid).unwrap_or(f64::NAN);
         let n = opened.load(Ordering::Relaxed);
         println!();
-        println!("| idle connections | open in | server RSS before | with them open | per connection |");
+        println!(
+            "| idle connections | open in | server RSS before | with them open | per connection |"
+        );
         println!("|---|---|---|---|---|");
         println!(
             "| {n} ({n_channels} channels x {per_channel}) | {open_s:.1} s | {rss_before:.0} MiB | {rss_idle:.0} MiB | {:.1} KiB |",
