@@ -49,6 +49,8 @@ use crate::{AppState, RequestCtx};
 const CHANNEL_QUEUE: usize = 1024;
 /// Frames queued per connection; a connection that falls this far behind is dropped.
 const CONN_QUEUE: usize = 256;
+/// Initial read buffer of a signaling WebSocket.
+const SOCKET_READ_BUFFER: usize = 4 << 10;
 /// How long SendAlexaOfferToMaster waits for the master's answer.
 const ALEXA_ANSWER_WAIT: Duration = Duration::from_secs(5);
 
@@ -73,6 +75,8 @@ enum Cmd {
     },
     IceServerRotated,
     Shutdown,
+    /// DeleteSignalingChannel: close every connection, drop retained messages, stop the task.
+    Deleted,
 }
 
 /// What a channel task tells a socket task.
@@ -236,6 +240,28 @@ impl Hub {
         self.broadcast(|| Cmd::IceServerRotated);
     }
 
+    /// Closes every live connection of the deleted channel `arn` (close code 1000, reason
+    /// "signaling channel deleted"; no GO_AWAY, since reconnecting cannot succeed) and stops its
+    /// task. Connections opened later are refused by the catalog lookup before upgrading.
+    pub fn channel_deleted(&self, arn: &str) {
+        let tx = {
+            let map = self.channels.lock().expect("hub lock poisoned");
+            match map.get(arn) {
+                Some(e) => e.tx.clone(),
+                None => return,
+            }
+        };
+        match tx.try_send(Cmd::Deleted) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            // A busy channel still must hear it: wait for room off the request's path.
+            Err(mpsc::error::TrySendError::Full(cmd)) => {
+                tokio::spawn(async move {
+                    let _ = tx.send(cmd).await;
+                });
+            }
+        }
+    }
+
     /// Number of channels with a running task.
     pub fn active_channels(&self) -> usize {
         self.channels.lock().map_or(0, |m| m.len())
@@ -249,6 +275,8 @@ struct ChannelShell {
     ch: Channel,
     conns: HashMap<ConnId, mpsc::Sender<ConnOut>>,
     deadline: MonoTime,
+    /// The channel was deleted: the task ends once its connections are closed.
+    deleted: bool,
 }
 
 impl ChannelShell {
@@ -327,11 +355,25 @@ impl ChannelShell {
             Cmd::Shutdown => {
                 let _ = self.feed(Input::Shutdown);
             }
+            Cmd::Deleted => {
+                self.deleted = true;
+                let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+                for conn in conns {
+                    if let Some(tx) = self.conns.remove(&conn) {
+                        let _ = tx.try_send(ConnOut::Close {
+                            code: 1000,
+                            reason: "signaling channel deleted",
+                        });
+                    }
+                    let _ = self.feed(Input::Disconnect { conn, now });
+                }
+                tracing::info!(channel = %self.arn, "signaling channel deleted: connections closed");
+            }
         }
     }
 
     fn idle(&self) -> bool {
-        self.conns.is_empty() && (self.ch.is_vacant() || self.ch.is_shut_down())
+        self.conns.is_empty() && (self.deleted || self.ch.is_vacant() || self.ch.is_shut_down())
     }
 }
 
@@ -356,10 +398,11 @@ async fn channel_task(
         ch,
         conns: HashMap::new(),
         deadline: now,
+        deleted: false,
     };
     sh.drain();
     tracing::debug!(channel = %sh.arn, "signaling channel task started");
-    loop {
+    'run: loop {
         let deadline = sh.hub.instant(sh.deadline);
         tokio::select! {
             cmd = rx.recv() => match cmd {
@@ -371,7 +414,10 @@ async fn channel_task(
                 let _ = sh.feed(Input::Timeout { now });
             }
         }
-        if sh.idle() {
+        // Re-checked after every queued command handled here: a Disconnect that arrives right
+        // after the channel became idle (e.g. from a socket closed by deletion) must not leave
+        // the task waiting for a deadline.
+        while sh.idle() {
             let mut map = hub.channels.lock().expect("hub lock poisoned");
             match rx.try_recv() {
                 Ok(cmd) => {
@@ -382,7 +428,7 @@ async fn channel_task(
                     if map.get(&sh.arn).is_some_and(|e| e.generation == generation) {
                         map.remove(&sh.arn);
                     }
-                    break;
+                    break 'run;
                 }
             }
         }
@@ -551,6 +597,10 @@ async fn connect(st: AppState, req: Request) -> ApiResult<Response> {
     let max = st.signaling.base.max_frame_len * 2;
     Ok(ws
         .protocols(["wss"])
+        // tungstenite allocates its read buffer up front (128 KiB by default): that was most of
+        // an idle connection's memory. Signaling frames are a few KB; the buffer still grows for
+        // a larger frame (up to `max`). Measured with signaling_bench, BENCHMARKS.md.
+        .read_buffer_size(SOCKET_READ_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
         .on_failed_upgrade(move |e| {
@@ -837,6 +887,35 @@ mod tests {
             Message::Close(Some(f)) => assert_eq!(f.code, 1001),
             other => panic!("expected a close frame, got {other:?}"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deleting_the_channel_closes_its_sockets_without_go_away() {
+        let hub = Arc::new(Hub::default());
+        let mut m = attach(&hub, Role::Master).await;
+        let mut v = attach(&hub, viewer("v1")).await;
+        // A message retained for an offline viewer must not keep the task alive.
+        m.send(
+            &json!({"action":"SDP_ANSWER","recipientClientId":"offline","messagePayload":"e30="})
+                .to_string(),
+        );
+        hub.channel_deleted("arn:aws:kinesisvideo:us-east-1:123456789012:channel/other/1");
+        hub.channel_deleted(ARN);
+        for c in [&mut m, &mut v] {
+            match c.recv().await {
+                Message::Close(Some(f)) => {
+                    assert_eq!(f.code, 1000);
+                    assert_eq!(f.reason.as_str(), "signaling channel deleted");
+                }
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+        m.task.await.unwrap();
+        v.task.await.unwrap();
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(hub.active_channels(), 0);
     }
 
     #[test]

@@ -12,9 +12,18 @@ use crate::config::ServeConfig;
 use crate::credentials;
 
 pub(crate) fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_logging_with(format, "info");
+}
+
+/// [`init_logging`] with another default filter when RUST_LOG is unset.
+pub(crate) fn init_logging_with(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Colours only on a terminal: log files and test captures stay greppable.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
@@ -22,7 +31,7 @@ pub(crate) fn init_logging(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -96,12 +105,16 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     };
     let turn_uris = if !cfg.turn_uris.is_empty() {
         cfg.turn_uris.clone()
-    } else if let Some((_, addr)) = &turn_server {
+    } else if let Some(t) = &turn_server {
         let host = match cfg.public_ip {
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
             ip @ std::net::IpAddr::V4(_) => ip.to_string(),
         };
-        vec![format!("turn:{host}:{}?transport=udp", addr.port())]
+        let mut uris = vec![format!("turn:{host}:{}?transport=udp", t.addr.port())];
+        if t.tcp {
+            uris.push(format!("turn:{host}:{}?transport=tcp", t.addr.port()));
+        }
+        uris
     } else {
         Vec::new()
     };
@@ -190,9 +203,11 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         )?;
     }
     match (&turn_server, turn_uris.is_empty()) {
-        (Some((_, addr)), _) => writeln!(
+        (Some(t), _) => writeln!(
             stdout,
-            "  TURN: embedded server on {addr}/udp, handed out as {}",
+            "  TURN: embedded server on {}/udp{}, handed out as {}",
+            t.addr,
+            if t.tcp { "+tcp" } else { "" },
             turn_uris.join(" ")
         )?,
         (None, false) => writeln!(stdout, "  TURN: handing out {}", turn_uris.join(" "))?,
@@ -251,8 +266,8 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             server.handle(handle).serve(svc).await?;
         }
     }
-    if let Some((server, _)) = turn_server {
-        let _ = server.close().await;
+    if let Some(t) = turn_server {
+        let _ = t.server.close().await;
     }
     tracing::info!("stopped");
     Ok(())
