@@ -24,6 +24,8 @@ mod playback_token;
 pub mod retention;
 pub mod signaling_ws;
 mod validate;
+mod web;
+pub mod web_session;
 mod wire;
 
 use std::future::Future;
@@ -60,6 +62,8 @@ pub struct ApiConfig {
     pub max_json_body_bytes: usize,
     /// TURN credentials handed out by GetIceServerConfig; `None`: an empty `IceServerList`.
     pub turn: Option<ice::TurnConfig>,
+    /// The viewer page's directory (`web/`), served at `/` and `/ui/`; `None`: no page.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 /// Shared state of all handlers. Cheap to clone.
@@ -157,6 +161,9 @@ pub fn now_ms() -> i64 {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/", get(web::index).fallback(dispatch))
+        .route("/ui/{*path}", get(web::asset))
+        .route("/web/v1/{action}", axum::routing::any(web_session::handle))
         .route("/hls/v1/{resource}", get(playback::hls))
         .route("/dash/v1/{resource}", get(playback::dash))
         .route("/clip/v1/{resource}", get(clip_url::clip))
@@ -304,9 +311,12 @@ async fn dispatch_inner(st: AppState, req: Request<Body>) -> ApiResult<Response>
             format!("{} request bodies are limited to {limit} bytes", op.name),
         )
     })?;
-    let principal =
-        st.auth
-            .authenticate(&parts, sigv4::PayloadHash::Body(&bytes), now_ms() / 1000)?;
+    let principal = web_session::authenticate(
+        &st,
+        &parts,
+        sigv4::PayloadHash::Body(&bytes),
+        web_session::CookiePolicy::Api,
+    )?;
     if op.mutates && principal.role == Role::Viewer {
         return Err(ApiError::new(
             ErrorKind::NotAuthorized,

@@ -28,6 +28,8 @@ struct FileConfig {
     turn_secret: Option<String>,
     turn_uris: Option<Vec<String>>,
     no_turn: Option<bool>,
+    web_dir: Option<PathBuf>,
+    demo: Option<bool>,
 }
 
 /// Resolved settings.
@@ -53,6 +55,10 @@ pub(crate) struct ServeConfig {
     pub turn_secret: Option<String>,
     /// TURN URIs handed out instead of the embedded server's.
     pub turn_uris: Vec<String>,
+    /// The viewer page's directory.
+    pub web_dir: PathBuf,
+    /// `--demo`: run the simulated bike-stand camera.
+    pub demo: bool,
 }
 
 impl ServeConfig {
@@ -146,6 +152,8 @@ impl ServeConfig {
             bail!("--turn-secret must not be empty");
         }
         Ok(Self {
+            web_dir: a.web_dir.or(file.web_dir).unwrap_or_else(|| "web".into()),
+            demo: a.demo || file.demo.unwrap_or(false),
             tls_self_signed,
             turn_listen: (!no_turn).then_some(turn_listen),
             turn_listen_explicit: turn_listen_arg.is_some(),
