@@ -343,14 +343,20 @@ async fn handle_inner(st: &AppState, req: Request) -> ApiResult<Response> {
             Ok(r)
         }
         (Method::GET, "/web/v1/session") => {
-            let Some(value) = cookie(&parts.headers, SESSION_COOKIE) else {
-                return Err(ApiError::new(
-                    ErrorKind::MissingAuthentication,
-                    "not signed in",
-                ));
+            // Always 200: the page asks on every load, and a 4xx would be a console error.
+            let opened = cookie(&parts.headers, SESSION_COOKIE)
+                .map(|value| st.auth.open_session(value, now));
+            let mut v = match opened {
+                Some(Ok(session)) => {
+                    let mut v = session_json(&session);
+                    v["SignedIn"] = true.into();
+                    v
+                }
+                Some(Err(e)) => {
+                    serde_json::json!({ "SignedIn": false, "Reason": e.message() })
+                }
+                None => serde_json::json!({ "SignedIn": false }),
             };
-            let session = st.auth.open_session(value, now)?;
-            let mut v = session_json(&session);
             v["Region"] = st.config.region.clone().into();
             let mut r = axum::Json(v).into_response();
             no_store(r.headers_mut());
@@ -641,6 +647,24 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["CsrfToken"], csrf.as_str());
         assert_eq!(v["Role"], "admin");
+        assert_eq!(v["SignedIn"], true);
+        // Without a cookie, or with an expired one: signed out (200, so no console error).
+        let admin = Principal {
+            access_key_id: AKID.into(),
+            role: Role::Admin,
+        };
+        let expired = st.auth.issue_session(&admin, now - 5);
+        for c in [None, Some(expired.as_str()), Some("v1.garbage.x")] {
+            let mut b = HttpRequest::get("/web/v1/session");
+            if let Some(c) = c {
+                b = b.header("cookie", format!("{SESSION_COOKIE}={c}"));
+            }
+            let (status, _, body) = send(&app, b.body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::OK);
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["SignedIn"], false, "{c:?}");
+            assert!(v.get("CsrfToken").is_none());
+        }
     }
 
     #[tokio::test]
