@@ -17,6 +17,7 @@ import {
   CreateSignalingChannelCommand,
   DescribeSignalingChannelCommand,
   GetSignalingChannelEndpointCommand,
+  DeleteSignalingChannelCommand,
 } from '@aws-sdk/client-kinesis-video';
 import {
   KinesisVideoSignalingClient,
@@ -252,4 +253,47 @@ test('bad signatures, expired URLs, bad client ids and unknown channels are refu
   r = await rawConnect(unknown);
   assert.equal(r.status, 404, r.body);
   assert.equal(JSON.parse(r.body).__type, 'ResourceNotFoundException');
+});
+
+test('DeleteSignalingChannel closes the live WebSocket connections of that channel', async () => {
+  const name = `${channelName}-del`;
+  const { ChannelARN: arn } = await kvs.send(new CreateSignalingChannelCommand({ ChannelName: name }));
+  const mk = (role, clientId) => {
+    const c = new SignalingClient({
+      channelARN: arn,
+      channelEndpoint: wssEndpoint,
+      role,
+      clientId,
+      region,
+      credentials,
+      requestSigner: plainSigner(),
+    });
+    c.on('error', () => {});
+    clients.push(c);
+    return c;
+  };
+  const master = mk(Role.MASTER);
+  const viewer = mk(Role.VIEWER, 'doomed-viewer');
+  await open(master);
+  await open(viewer);
+  // A channel that is not deleted keeps its connections.
+  const bystander = client(Role.VIEWER, 'bystander');
+  await open(bystander);
+  let bystanderClosed = false;
+  bystander.on('close', () => (bystanderClosed = true));
+
+  const closed = Promise.all([once(master, 'close'), once(viewer, 'close')]);
+  await kvs.send(new DeleteSignalingChannelCommand({ ChannelARN: arn }));
+  await Promise.race([
+    closed,
+    sleep(5000).then(() => {
+      throw new Error('the SDK sockets were not closed within 5 s of DeleteSignalingChannel');
+    }),
+  ]);
+  assert.equal(bystanderClosed, false);
+
+  // Reconnecting to the deleted channel is refused before the upgrade.
+  const url = await plainSigner().getSignedURL(wssEndpoint, { 'X-Amz-ChannelARN': arn, 'X-Amz-ClientId': 'doomed-viewer' }, new Date());
+  const r = await rawConnect(url);
+  assert.equal(r.status, 404, r.body);
 });

@@ -606,6 +606,7 @@ pub(crate) async fn delete_channel(
         .delete_channel(&Selector::Arn(arn.clone()), i.current_version.as_deref())
         .await?;
     tracing::info!(channel = %rec.name, "signaling channel deleted");
+    st.signaling.channel_deleted(&rec.arn);
     Ok(json!({}))
 }
 

@@ -73,6 +73,8 @@ enum Cmd {
     },
     IceServerRotated,
     Shutdown,
+    /// DeleteSignalingChannel: close every connection, drop retained messages, stop the task.
+    Deleted,
 }
 
 /// What a channel task tells a socket task.
@@ -236,6 +238,28 @@ impl Hub {
         self.broadcast(|| Cmd::IceServerRotated);
     }
 
+    /// Closes every live connection of the deleted channel `arn` (close code 1000, reason
+    /// "signaling channel deleted"; no GO_AWAY, since reconnecting cannot succeed) and stops its
+    /// task. Connections opened later are refused by the catalog lookup before upgrading.
+    pub fn channel_deleted(&self, arn: &str) {
+        let tx = {
+            let map = self.channels.lock().expect("hub lock poisoned");
+            match map.get(arn) {
+                Some(e) => e.tx.clone(),
+                None => return,
+            }
+        };
+        match tx.try_send(Cmd::Deleted) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            // A busy channel still must hear it: wait for room off the request's path.
+            Err(mpsc::error::TrySendError::Full(cmd)) => {
+                tokio::spawn(async move {
+                    let _ = tx.send(cmd).await;
+                });
+            }
+        }
+    }
+
     /// Number of channels with a running task.
     pub fn active_channels(&self) -> usize {
         self.channels.lock().map_or(0, |m| m.len())
@@ -249,6 +273,8 @@ struct ChannelShell {
     ch: Channel,
     conns: HashMap<ConnId, mpsc::Sender<ConnOut>>,
     deadline: MonoTime,
+    /// The channel was deleted: the task ends once its connections are closed.
+    deleted: bool,
 }
 
 impl ChannelShell {
@@ -327,11 +353,25 @@ impl ChannelShell {
             Cmd::Shutdown => {
                 let _ = self.feed(Input::Shutdown);
             }
+            Cmd::Deleted => {
+                self.deleted = true;
+                let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+                for conn in conns {
+                    if let Some(tx) = self.conns.remove(&conn) {
+                        let _ = tx.try_send(ConnOut::Close {
+                            code: 1000,
+                            reason: "signaling channel deleted",
+                        });
+                    }
+                    let _ = self.feed(Input::Disconnect { conn, now });
+                }
+                tracing::info!(channel = %self.arn, "signaling channel deleted: connections closed");
+            }
         }
     }
 
     fn idle(&self) -> bool {
-        self.conns.is_empty() && (self.ch.is_vacant() || self.ch.is_shut_down())
+        self.conns.is_empty() && (self.deleted || self.ch.is_vacant() || self.ch.is_shut_down())
     }
 }
 
@@ -356,6 +396,7 @@ async fn channel_task(
         ch,
         conns: HashMap::new(),
         deadline: now,
+        deleted: false,
     };
     sh.drain();
     tracing::debug!(channel = %sh.arn, "signaling channel task started");

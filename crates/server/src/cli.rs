@@ -33,6 +33,14 @@ pub(crate) enum Command {
     /// Print presigned URLs for tools that cannot sign requests (ffmpeg, GStreamer, browsers).
     #[command(subcommand)]
     Presign(PresignCommand),
+    /// Simulate a camera: a WebRTC master on a signaling channel that loops an MKV file.
+    #[cfg(feature = "webrtc")]
+    #[command(long_about = CAMERA_ABOUT, after_long_help = CAMERA_EXAMPLES)]
+    Camera(Box<CameraArgs>),
+    /// Join a signaling channel as a WebRTC viewer and report the media received (JSON).
+    #[cfg(feature = "webrtc")]
+    #[command(long_about = VIEWER_ABOUT, after_long_help = VIEWER_EXAMPLES)]
+    Viewer(Box<ViewerArgs>),
 }
 
 /// Log line format.
@@ -305,6 +313,7 @@ pub(crate) struct ClientArgs {
     /// goes to URL/putMedia.
     #[arg(
         long,
+        visible_alias = "endpoint",
         env = "OPENKVS_ENDPOINT_URL",
         default_value = "http://127.0.0.1:8080",
         value_name = "URL"
@@ -606,4 +615,136 @@ mod tests {
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
     }
+}
+
+#[cfg(feature = "webrtc")]
+const CAMERA_ABOUT: &str = "\
+Simulate a camera: a WebRTC MASTER on a signaling channel that sends H.264 (and Opus, if the \
+file has it) from an MKV file in a loop, paced by the file's timestamps.
+
+It looks up the channel (DescribeSignalingChannel, GetSignalingChannelEndpoint with role \
+MASTER), connects to the signaling WebSocket with a presigned URL, and answers every viewer's \
+SDP offer with its own PeerConnection (trickle ICE both ways; TURN credentials from \
+GetIceServerConfig for each offer). A viewer starts at the next key frame. It reconnects after \
+a dropped socket or GO_AWAY and runs until interrupted (Ctrl-C).
+
+The file must hold an H.264 track (V_MPEG4/ISO/AVC); AAC and other tracks are not sent (WebRTC \
+has no AAC). --test-pattern loops a 4 s H.264 + Opus clip built into the binary.
+
+With --stream, the same frames also go to that stream with PutMedia (as `openkvs put-media` \
+sends them, resuming after errors), with wall-clock (ABSOLUTE) timecodes, so HLS, DASH, GetClip \
+and the archive see what the viewers see.";
+
+#[cfg(feature = "webrtc")]
+const CAMERA_EXAMPLES: &str = concat!(
+    "\
+Examples:
+  aws kinesisvideo create-signaling-channel --channel-name bike-stand --endpoint-url URL
+  openkvs camera --channel bike-stand --test-pattern --endpoint URL
+  # a recording, also archived to a stream
+  openkvs camera --channel bike-stand --file samples/ffmpeg_h264_opus.mkv --stream bike-stand
+  # media only through the TURN relay
+  openkvs camera --channel bike-stand --test-pattern --ice-transport-policy relay
+
+",
+    credentials_help!()
+);
+
+#[cfg(feature = "webrtc")]
+const VIEWER_ABOUT: &str = "\
+Join a signaling channel as a WebRTC VIEWER, send an SDP offer (receive-only H.264 + Opus), and \
+count the RTP packets that arrive for --duration after the connection is up. Prints one JSON \
+object on stdout: connected, connect_ms, first_video_ms, video_packets, video_frames, \
+video_bytes, audio_packets, local_candidate_types, remote_candidate_types. The exit status is \
+non-zero if the connection did not come up or no video arrived.";
+
+#[cfg(feature = "webrtc")]
+const VIEWER_EXAMPLES: &str = concat!(
+    "\
+Examples:
+  openkvs viewer --channel bike-stand --duration 10s
+  # only through the TURN relay
+  openkvs viewer --channel bike-stand --ice-transport-policy relay
+
+",
+    credentials_help!()
+);
+
+/// `--ice-transport-policy` of camera and viewer.
+#[cfg(feature = "webrtc")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum IcePolicyArg {
+    /// Host, server-reflexive and relay candidates.
+    All,
+    /// Only TURN relay candidates: media always goes through the TURN server.
+    Relay,
+}
+
+/// ICE options shared by camera and viewer.
+#[cfg(feature = "webrtc")]
+#[derive(Debug, Clone, Args)]
+pub(crate) struct IceArgs {
+    /// Local UDP address for ICE (repeatable). Default 0.0.0.0:0: every non-loopback interface.
+    /// A loopback address (127.0.0.1:0) also gathers loopback candidates, for peers on one
+    /// machine without a network.
+    #[arg(long = "udp-addr", value_name = "ADDR:PORT")]
+    pub udp_addrs: Vec<SocketAddr>,
+
+    /// Which ICE candidates to use.
+    #[arg(long, value_enum, default_value = "all", value_name = "POLICY")]
+    pub ice_transport_policy: IcePolicyArg,
+}
+
+/// Options of `openkvs camera`.
+#[cfg(feature = "webrtc")]
+#[derive(Debug, Args)]
+pub(crate) struct CameraArgs {
+    /// Signaling channel name; the camera is its MASTER.
+    #[arg(long, visible_alias = "channel-name", value_name = "NAME")]
+    pub channel: String,
+
+    /// MKV/WebM file with an H.264 track to loop (read into memory, at most 256 MiB).
+    #[arg(long, value_name = "FILE", required_unless_present = "test_pattern")]
+    pub file: Option<PathBuf>,
+
+    /// Loop the built-in 4 s H.264 + Opus test pattern instead of a file.
+    #[arg(long, conflicts_with = "file")]
+    pub test_pattern: bool,
+
+    /// Also push the media live to this stream with PutMedia (it must exist).
+    #[arg(long, visible_alias = "stream-name", value_name = "NAME")]
+    pub stream: Option<String>,
+
+    #[command(flatten)]
+    pub ice: IceArgs,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Options of `openkvs viewer`.
+#[cfg(feature = "webrtc")]
+#[derive(Debug, Args)]
+pub(crate) struct ViewerArgs {
+    /// Signaling channel name.
+    #[arg(long, visible_alias = "channel-name", value_name = "NAME")]
+    pub channel: String,
+
+    /// This viewer's ClientId. [default: a random one]
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// How long to receive once connected. Units s, m, h, d.
+    #[arg(long, default_value = "5s", value_parser = crate::client::duration::parse_duration, value_name = "DURATION")]
+    pub duration: Duration,
+
+    /// Give up if not connected within this time.
+    #[arg(long, default_value = "20s", value_parser = crate::client::duration::parse_duration, value_name = "DURATION")]
+    pub connect_timeout: Duration,
+
+    #[command(flatten)]
+    pub ice: IceArgs,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
 }

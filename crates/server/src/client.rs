@@ -15,10 +15,13 @@
 //! - [`http`]: TCP/TLS connection setup and the channel-fed request body.
 //! - [`presign`]: presigned PutMedia URLs for ffmpeg and GStreamer.
 //! - [`get_clip`]: `get-clip` (GetClip to a file) and `presign get-clip` (ranged clip URLs).
+//! - `camera` (feature `webrtc`): `openkvs camera` and `openkvs viewer`, around `openkvs-camera`.
 //! - [`timearg`] (pure): `--start`/`--end` times (ISO-8601, epoch seconds, `-15m`, `now`).
 
 pub(crate) mod ack;
 pub(crate) mod aws_config;
+#[cfg(feature = "webrtc")]
+pub(crate) mod camera;
 pub(crate) mod cutter;
 pub(crate) mod duration;
 pub(crate) mod get_clip;

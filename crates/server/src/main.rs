@@ -34,5 +34,9 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Presign(cli::PresignCommand::GetClip(args)) => {
             client::get_clip::presign_command(&args)
         }
+        #[cfg(feature = "webrtc")]
+        cli::Command::Camera(args) => client::camera::command(&args),
+        #[cfg(feature = "webrtc")]
+        cli::Command::Viewer(args) => client::camera::viewer_command(&args),
     }
 }

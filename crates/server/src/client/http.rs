@@ -260,6 +260,16 @@ where
 }
 
 fn tls_connector(ca_bundle: Option<&Path>) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    Ok(tokio_rustls::TlsConnector::from(tls_client_config(
+        ca_bundle,
+    )?))
+}
+
+/// The rustls client settings of every https client here: the system CA store plus
+/// `ca_bundle`, HTTP/1.1 ALPN.
+pub(crate) fn tls_client_config(
+    ca_bundle: Option<&Path>,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -296,7 +306,7 @@ fn tls_connector(ca_bundle: Option<&Path>) -> anyhow::Result<tokio_rustls::TlsCo
         .with_root_certificates(roots)
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+    Ok(Arc::new(cfg))
 }
 
 #[cfg(test)]
