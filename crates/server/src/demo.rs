@@ -7,8 +7,11 @@
 //! cluster per GOP and re-timestamped with wall-clock (ABSOLUTE) timecodes, and the put-media
 //! client paces them in real time (`--realtime`) and reconnects after errors.
 //!
-//! TODO(#6): also run `openkvs camera` as the WebRTC master on the channel once that crate
-//! exists, for the page's WebRTC live view; until then the page falls back to LIVE HLS.
+//! With the `webrtc` feature (default) it also runs `openkvs-camera` in-process as the WebRTC
+//! MASTER of the channel (the built-in H.264 + Opus test pattern), so the page's live view plays
+//! over WebRTC; without it the page falls back to LIVE HLS. The recorded stream and the WebRTC
+//! feed are two loops of similar test patterns, not one encoder: the camera's live MKV output is
+//! Opus, which the HLS/MP4 export does not carry, so the stream gets the H.264 + AAC sample.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -244,6 +247,33 @@ pub(crate) async fn run_camera(
         r = generator => r.context("demo camera input"),
         r = upload => r.map(|_| ()).context("demo camera upload"),
     }
+}
+
+/// Runs the WebRTC master of the demo channel until `shutdown` completes.
+#[cfg(feature = "webrtc")]
+pub(crate) async fn run_webrtc_master(
+    endpoint: String,
+    credentials: sigv4::Credentials,
+    region: String,
+    ca_bundle: Option<std::path::PathBuf>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let tls = if endpoint.starts_with("https://") {
+        Some(crate::client::http::tls_client_config(
+            ca_bundle.as_deref(),
+        )?)
+    } else {
+        None
+    };
+    let mut cfg = camera::CameraConfig::new(
+        endpoint,
+        credentials,
+        DEMO_NAME,
+        camera::MediaSource::TestPattern,
+    );
+    cfg.region = region;
+    cfg.tls = tls;
+    camera::run(cfg, shutdown).await
 }
 
 #[cfg(test)]

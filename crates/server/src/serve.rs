@@ -236,8 +236,13 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     if cfg.demo {
         writeln!(
             stdout,
-            "  demo: simulated bike-stand camera on stream + channel {} (live video in a few seconds)",
-            crate::demo::DEMO_NAME
+            "  demo: simulated bike-stand camera on stream + channel {} (live video in a few seconds; {})",
+            crate::demo::DEMO_NAME,
+            if cfg!(feature = "webrtc") {
+                "WebRTC master on the channel, PutMedia to the stream"
+            } else {
+                "PutMedia to the stream only: built without the webrtc feature"
+            }
         )?;
     }
     drop(stdout);
@@ -247,6 +252,8 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!(web_dir = %cfg.web_dir.display(), "web/node_modules/hls.js is missing: run `npm ci --prefix web`; the page cannot play HLS without it");
     }
     tracing::info!(%url, listen = %local, "openkvs ready");
+    // Tells the demo's WebRTC master to close its peer connections on shutdown.
+    let (demo_stop, _) = tokio::sync::watch::channel(false);
     if cfg.demo {
         crate::demo::ensure_resources(&state).await?;
         let endpoint = format!("{scheme}://{host}");
@@ -257,6 +264,23 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         };
         let region = cfg.region.clone();
         let ca = dev_tls.as_ref().map(|t| t.ca.clone());
+        #[cfg(feature = "webrtc")]
+        {
+            let (endpoint, creds, region, ca) =
+                (endpoint.clone(), creds.clone(), region.clone(), ca.clone());
+            let mut stop = demo_stop.subscribe();
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                match crate::demo::run_webrtc_master(endpoint, creds, region, ca, shutdown).await {
+                    Ok(()) => tracing::debug!("demo WebRTC master stopped"),
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "demo WebRTC master stopped");
+                    }
+                }
+            });
+        }
         tokio::spawn(async move {
             if let Err(e) = crate::demo::run_camera(endpoint, creds, region, ca).await {
                 tracing::error!(error = %format!("{e:#}"), "demo camera stopped");
@@ -269,6 +293,7 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing requests in flight (10 s at most)");
+        let _ = demo_stop.send(true);
         state.signaling.shutdown();
         state.live.shutdown();
         h.graceful_shutdown(Some(Duration::from_secs(10)));
