@@ -70,7 +70,6 @@ pub(crate) async fn build(
             RTCRtpCodecParameters {
                 rtp_codec: h264_codec(),
                 payload_type: 102,
-                ..Default::default()
             },
             RtpCodecKind::Video,
         )
@@ -81,7 +80,6 @@ pub(crate) async fn build(
                 RTCRtpCodecParameters {
                     rtp_codec: opus_codec(),
                     payload_type: 111,
-                    ..Default::default()
                 },
                 RtpCodecKind::Audio,
             )

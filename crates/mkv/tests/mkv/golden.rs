@@ -18,6 +18,7 @@ pub(crate) const SAMPLES: &[&str] = &[
     "gstreamer_h264",
     "mkvmerge_h264",
     "kvs_style_h264",
+    "ffmpeg_h264_opus",
 ];
 
 pub(crate) fn samples_dir() -> PathBuf {
