@@ -317,7 +317,12 @@ async function startLive() {
       });
       if (attempt !== liveAttempt) { conn.close(); return; }
       state.player = { kind: 'webrtc', close: conn.close };
-      setMode('Live · WebRTC', 'peer-to-peer / TURN, lowest latency');
+      setMode('Live · WebRTC', 'connected; lowest latency');
+      const how = await conn.route();
+      if (attempt === liveAttempt) {
+        $('conn').textContent = how === 'relay' ? 'connected through the TURN relay; lowest latency'
+          : how === 'direct' ? 'connected directly to the camera; lowest latency' : 'connected; lowest latency';
+      }
       return;
     } catch (e) {
       if (attempt !== liveAttempt) return;

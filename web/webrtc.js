@@ -107,5 +107,23 @@ export async function watch({ channelArn, video, onState, timeoutMs = 6000 }) {
     close();
     throw e;
   }
-  return { close, pc };
+  return { close, pc, route: () => route(pc) };
+}
+
+/** How the media flows: 'relay' (through TURN), 'direct' (host/srflx) or 'unknown'. */
+async function route(pc) {
+  try {
+    const stats = await pc.getStats();
+    let pair = null;
+    stats.forEach((r) => {
+      if (r.type === 'transport' && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId);
+    });
+    if (!pair) stats.forEach((r) => { if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') pair = r; });
+    const local = pair && stats.get(pair.localCandidateId);
+    const remote = pair && stats.get(pair.remoteCandidateId);
+    if (!local || !remote) return 'unknown';
+    return local.candidateType === 'relay' || remote.candidateType === 'relay' ? 'relay' : 'direct';
+  } catch {
+    return 'unknown';
+  }
 }

@@ -125,7 +125,8 @@ test('live view over WebRTC (camera as master)', {
   await openStand(page);
   await page.waitForFunction(() => document.body.dataset.playing === 'webrtc', null, { timeout: 15000 });
   await assertPlaying(page, 'WebRTC live');
-  assert.match(await page.locator('#mode').innerText(), /WebRTC/);
+  assert.match(await page.locator('#mode').innerText(), /Live · WebRTC/);
+  await page.locator('#conn').getByText(/connected (directly|through the TURN relay)/).waitFor({ timeout: 5000 });
   await page.screenshot({ path: path.join(OUT_DIR, 'web-live-webrtc.png') });
   noErrors(page, 'webrtc');
   await ctx.close();
@@ -145,6 +146,25 @@ test('live view falls back to LIVE HLS when WebRTC is blocked, and says so', asy
   assert.match(await page.locator('#conn').innerText(), /WebRTC unavailable: .*blocked by the test/);
   await page.screenshot({ path: path.join(OUT_DIR, 'web-live-hls-fallback.png') });
   noErrors(page, 'hls fallback');
+  await ctx.close();
+});
+
+test('live view falls back to LIVE HLS when ICE cannot connect (no UDP, no TURN)', async () => {
+  const { ctx, page } = await newPage();
+  // A real RTCPeerConnection that may only use relay candidates and gets no TURN server: the
+  // offer/answer exchange works, ICE never connects, the page gives up after its timeout.
+  await page.addInitScript(() => {
+    const Real = window.RTCPeerConnection;
+    function NoUdp(cfg) { return new Real({ ...cfg, iceServers: [], iceTransportPolicy: 'relay' }); }
+    NoUdp.prototype = Real.prototype;
+    window.RTCPeerConnection = NoUdp;
+  });
+  await signIn(page, process.env.ADMIN_AKID, process.env.ADMIN_SECRET);
+  await openStand(page);
+  await page.waitForFunction(() => document.body.dataset.playing === 'hls-live', null, { timeout: 20000 });
+  await assertPlaying(page, 'HLS live after ICE timeout');
+  assert.match(await page.locator('#conn').innerText(), /WebRTC unavailable: no WebRTC video within \d+ s/);
+  noErrors(page, 'ice timeout fallback');
   await ctx.close();
 });
 
@@ -188,6 +208,8 @@ test('archive timeline lists fragments; a click plays ON_DEMAND HLS from there; 
   assert.match(await page.locator('#export-status').innerText(), /verified: matches the server/);
   console.log(`# export: ${fs.statSync(file).size} bytes, sha256 ${actual}`);
   await page.screenshot({ path: path.join(OUT_DIR, 'web-viewer.png') });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(OUT_DIR, 'web-readme.png'), fullPage: true });
   noErrors(page, 'archive/export');
   await ctx.close();
 });
