@@ -5,8 +5,12 @@ import * as api from './api.js';
 import * as webrtc from './webrtc.js';
 
 const $ = (id) => document.getElementById(id);
-/** How long WebRTC may take to show video before the page falls back to HLS. */
-const WEBRTC_TIMEOUT_MS = 6000;
+/** How long WebRTC may take to show video before the page falls back to HLS: 6 s, or
+ * `?webrtc-timeout=<seconds>` in the page URL for slow links. */
+const WEBRTC_TIMEOUT_MS = (() => {
+  const s = Number(new URLSearchParams(window.location.search).get('webrtc-timeout'));
+  return s > 0 && s <= 120 ? s * 1000 : 6000;
+})();
 /** A producer counts as connected if its newest fragment started this recently. */
 const LIVE_WITHIN_MS = 10000;
 /** Fragments closer than this are drawn as one recorded span. */

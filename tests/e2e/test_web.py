@@ -72,9 +72,9 @@ def test_demo_starts_the_bike_stand(demo):
     assert ch["ChannelName"] == DEMO
     # The archive grows in real time: about one 1 s fragment per second.
     n0 = len(kp.list_all_fragments(demo, DEMO))
-    time.sleep(3.5)
+    time.sleep(5)
     n1 = len(kp.list_all_fragments(demo, DEMO))
-    assert 2 <= n1 - n0 <= 5, f"{n0} -> {n1} fragments in 3.5 s"
+    assert 2 <= n1 - n0 <= 8, f"{n0} -> {n1} fragments in 5 s"
 
 
 def test_viewer_page_in_chromium(demo):
