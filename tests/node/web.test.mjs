@@ -225,6 +225,16 @@ test('a viewer can watch but not export: the UI hides export and the server refu
   assert.equal(await page.locator('#export').isHidden(), true);
   await page.waitForFunction(() => ['webrtc', 'hls-live'].includes(document.body.dataset.playing), null, { timeout: 20000 });
   await assertPlaying(page, 'viewer live');
+  // A viewer may browse the archive, with the keyboard: End, 3 x ←, Enter on the timeline.
+  await page.waitForFunction(() => Number(document.getElementById('timeline').dataset.fragments) >= 3, null, { timeout: 20000 });
+  await page.locator('#timeline').focus();
+  await page.keyboard.press('End');
+  for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowLeft');
+  const valuetext = await page.locator('#timeline').getAttribute('aria-valuetext');
+  assert.ok(valuetext && valuetext.length > 5, 'the timeline slider has a readable value');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.body.dataset.playing === 'hls-archive', null, { timeout: 10000 });
+  await assertPlaying(page, 'viewer archive (keyboard)');
   noErrors(page, 'viewer');
   // Bypass the UI: the server itself refuses the export (the expected 401 is logged by Chromium).
   const r = await page.evaluate(async (stream) => {
@@ -240,6 +250,22 @@ test('a viewer can watch but not export: the UI hides export and the server refu
   assert.equal(r.status, 401);
   assert.equal(r.type, 'NotAuthorizedException');
   assert.equal(r.body.__type, 'NotAuthorizedException');
+  await ctx.close();
+});
+
+test('every form control has a label and every button a name', async () => {
+  const { ctx, page } = await newPage();
+  await page.goto(BASE + '/');
+  await page.getByLabel('Access key ID').waitFor();
+  const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
+    .filter((e) => e.labels.length === 0 && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
+    .map((e) => e.id || e.outerHTML));
+  assert.deepEqual(unlabelled, []);
+  const nameless = await page.evaluate(() => [...document.querySelectorAll('button')]
+    .filter((b) => !b.textContent.trim() && !b.getAttribute('aria-label')).map((b) => b.outerHTML));
+  assert.deepEqual(nameless, []);
+  assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+  noErrors(page, 'labels');
   await ctx.close();
 });
 
