@@ -24,6 +24,12 @@ export class ApiError extends Error {
 }
 
 let session = null;
+let serverInfo = { hlsJs: true };
+
+/** What the server said about itself ({hlsJs, region}) on the last restore(). */
+export function server() {
+  return serverInfo;
+}
 
 /** The current session ({AccessKeyId, Role, CsrfToken, ...}) or null. */
 export function current() {
@@ -35,6 +41,7 @@ export async function restore() {
   const r = await fetch('/web/v1/session', { credentials: 'same-origin', cache: 'no-store' });
   const v = await r.json();
   session = v.SignedIn ? v : null;
+  serverInfo = { hlsJs: v.HlsJs !== false, region: v.Region, signedOutReason: v.Reason || null };
   return session;
 }
 

@@ -58,7 +58,7 @@ async function start() {
   $('refresh').addEventListener('click', () => refreshCameras());
   $('close-stand').addEventListener('click', closeStand);
   $('go-live').addEventListener('click', () => state.stand && startLive());
-  $('zoom').addEventListener('change', () => drawTimeline());
+  $('zoom').addEventListener('change', () => { state.zoomChosen = true; drawTimeline(); });
   $('play-from-go').addEventListener('click', () => {
     const t = fromLocalInput($('play-from').value);
     if (t) playArchive(t);
@@ -75,7 +75,15 @@ async function start() {
   } catch (e) {
     notice(`The server did not answer: ${e.message}`);
   }
-  if (s) signedIn(s); else signedOut();
+  if (!api.server().hlsJs) {
+    notice('This server has no hls.js: run `npm ci --prefix web` where openkvs runs and reload. Live HLS, the archive and the WebRTC fallback cannot play until then.');
+  }
+  if (s) {
+    signedIn(s);
+  } else {
+    if (api.server().signedOutReason) $('login-error').textContent = api.server().signedOutReason;
+    signedOut();
+  }
 }
 
 function signedOut() {
@@ -399,6 +407,8 @@ function openStand(s) {
   show($('export-progress'), false);
   show($('export-link'), false);
   state.cursorMs = null;
+  state.zoomChosen = false;
+  state.fragments = [];
   $('stand').scrollIntoView({ block: 'start' });
   $('stand-title').focus?.();
   startLive();
@@ -429,6 +439,12 @@ async function loadArchive() {
     const frags = await guarded(() => api.fragments(stand.name, now - 24 * 3600000, now));
     if (state.stand !== stand) return;
     state.fragments = frags;
+    if (!state.zoomChosen && frags.length) {
+      // The smallest window that shows the oldest recording of the last 24 h.
+      const age = now - frags[0].startMs;
+      $('zoom').value = age <= 540000 ? '600' : age <= 3300000 ? '3600' : '86400';
+      state.zoomChosen = true;
+    }
   } catch (e) {
     $('archive-summary').textContent = `Could not load the archive: ${e.message}`;
     return;

@@ -209,6 +209,7 @@ def test_static_files_and_headers(demo):
     assert r.status_code == 200 and '<script type="module" src="/ui/app.js">' in r.text
     assert "default-src 'self'" in r.headers["Content-Security-Policy"]
     assert r.headers["X-Frame-Options"] == "DENY"
+    assert requests.get(demo.endpoint + "/web/v1/session", timeout=10).json()["HlsJs"] is True
     js = requests.get(demo.endpoint + "/ui/node_modules/hls.js/dist/hls.mjs", timeout=10)
     assert js.status_code == 200 and js.headers["Content-Type"].startswith("text/javascript")
     for bad in ("/ui/../Cargo.toml", "/ui/%2e%2e/Cargo.toml", "/ui/.gitignore", "/ui/package.json.bak"):
@@ -224,5 +225,6 @@ def test_missing_web_dir_is_explained(new_server, tmp_path):
     assert r.status_code == 404
     assert "viewer page is not available" in r.text and "--web-dir" in r.text
     assert "viewer page not found" in srv.stderr_text()
+    assert requests.get(srv.endpoint + "/web/v1/session", timeout=10).json()["HlsJs"] is False
     # The API is unaffected.
     assert srv.client().list_streams()["StreamInfoList"] == []

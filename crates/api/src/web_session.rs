@@ -358,6 +358,13 @@ async fn handle_inner(st: &AppState, req: Request) -> ApiResult<Response> {
                 None => serde_json::json!({ "SignedIn": false }),
             };
             v["Region"] = st.config.region.clone().into();
+            // Whether `npm ci --prefix web` has run, so the page can say why HLS cannot play.
+            v["HlsJs"] = st
+                .config
+                .web_dir
+                .as_ref()
+                .is_some_and(|d| d.join("node_modules/hls.js/dist/hls.mjs").is_file())
+                .into();
             let mut r = axum::Json(v).into_response();
             no_store(r.headers_mut());
             Ok(r)
