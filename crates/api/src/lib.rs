@@ -5,8 +5,12 @@
 //! Request flow for the JSON operations (`POST /<operation>`):
 //! 1. [`common_headers`] gives every response `x-amzn-RequestId` and `Date`, and logs failures;
 //! 2. [`dispatch`] finds the operation by its exact, case-sensitive path ([`ops::OPERATIONS`]),
-//!    buffers the body (bounded), verifies SigV4 ([`auth::Authenticator`]), checks the
-//!    principal's role, parses the JSON input and calls the handler.
+//!    buffers the body (bounded), verifies SigV4 ([`auth::Authenticator`]) or, for the viewer
+//!    page, the session cookie and CSRF token ([`web_session`]), checks the principal's role,
+//!    parses the JSON input and calls the handler.
+//!
+//! Besides the operations: `GET /` and `/ui/…` serve the viewer page from `web/`, and
+//! `/web/v1/{login,session,logout}` its sign-in.
 //!
 //! What it does not do: store anything itself, or parse media.
 #![deny(missing_docs)]
