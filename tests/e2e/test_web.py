@@ -102,7 +102,7 @@ def test_viewer_page_in_chromium(demo):
                        capture_output=True, text=True, timeout=240)
     print(p.stdout[-12000:])
     assert p.returncode == 0, f"node --test failed:\n{p.stdout[-12000:]}\n{p.stderr[-3000:]}"
-    want_pass = 9 if webrtc == "1" else 8
+    want_pass = 10 if webrtc == "1" else 8
     assert "# fail 0" in p.stdout and f"# pass {want_pass}" in p.stdout, p.stdout[-3000:]
     if webrtc != "1":
         print("PENDING: the WebRTC live-view case was skipped: the demo has no WebRTC master "

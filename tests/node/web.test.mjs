@@ -134,6 +134,30 @@ test('live view over WebRTC (camera as master)', {
   await ctx.close();
 });
 
+test('live view over WebRTC through the TURN relay only (GetIceServerConfig\'s TURN)', {
+  skip: process.env.WEBRTC_MASTER === '1' ? false : 'PENDING: no WebRTC master on demo-bike-stand',
+}, async () => {
+  const { ctx, page } = await newPage();
+  // Relay candidates only: media must flow through the TURN server the page got from
+  // GetIceServerConfig (the server's embedded TURN).
+  await page.addInitScript(() => {
+    const Real = window.RTCPeerConnection;
+    function RelayOnly(cfg) {
+      if (!cfg || !cfg.iceServers || !cfg.iceServers.length) throw new Error('no ICE servers from GetIceServerConfig');
+      return new Real({ ...cfg, iceTransportPolicy: 'relay' });
+    }
+    RelayOnly.prototype = Real.prototype;
+    window.RTCPeerConnection = RelayOnly;
+  });
+  await signIn(page, process.env.ADMIN_AKID, process.env.ADMIN_SECRET, undefined, '?webrtc-timeout=20');
+  await openStand(page);
+  await page.waitForFunction(() => document.body.dataset.playing === 'webrtc', null, { timeout: 25000 });
+  await assertPlaying(page, 'WebRTC via TURN');
+  await page.locator('#conn').getByText('connected through the TURN relay').waitFor({ timeout: 5000 });
+  noErrors(page, 'webrtc relay');
+  await ctx.close();
+});
+
 test('live view falls back to LIVE HLS when WebRTC is blocked, and says so', async () => {
   const { ctx, page } = await newPage();
   // Block WebRTC at page level: every RTCPeerConnection fails to construct.
