@@ -58,7 +58,8 @@ def test_get_ice_server_config_boto3(turn_server):
     srv, port = turn_server
     arn, resp = ice_config(srv, unique("ice"))
     [server] = resp["IceServerList"]
-    assert server["Uris"] == [f"turn:127.0.0.1:{port}?transport=udp"]
+    assert server["Uris"] == [f"turn:127.0.0.1:{port}?transport=udp",
+                              f"turn:127.0.0.1:{port}?transport=tcp"]
     assert server["Ttl"] == 300
     expiry, user = server["Username"].split(":")
     assert int(expiry) - time.time() == pytest.approx(300, abs=30)
@@ -111,10 +112,10 @@ def test_js_sdks_in_node(turn_server):
     assert "# fail 0" in p.stdout
 
 
-def uclient(user, password, port, timeout=30):
+def uclient(user, password, port, timeout=30, tcp=False):
     return subprocess.run(
-        ["turnutils_uclient", "-u", user, "-w", password, "-e", "127.0.0.1", "-n", "5", "-m", "1",
-         "-y", "-p", str(port), "127.0.0.1"],
+        ["turnutils_uclient", *(["-t"] if tcp else []), "-u", user, "-w", password,
+         "-e", "127.0.0.1", "-n", "5", "-m", "1", "-y", "-p", str(port), "127.0.0.1"],
         capture_output=True, text=True, timeout=timeout)
 
 
@@ -141,3 +142,27 @@ def test_turn_relay_with_turnutils_uclient(turn_server):
             out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
         assert "tot_recv_msgs=20" not in out, out[-3000:]
         assert "Total lost packets 0 " not in out, out[-3000:]
+
+
+def test_turn_over_tcp_with_turnutils_uclient(turn_server):
+    """TURN over TCP on the same port number (`?transport=tcp`): coturn's client talks to the
+    embedded server over TCP (`-t`), the relay to the peer stays UDP."""
+    if shutil.which("turnutils_uclient") is None:
+        pytest.fail("turnutils_uclient not found (Debian package coturn; tests/run.sh installs it)",
+                    pytrace=False)
+    srv, port = turn_server
+    _, resp = ice_config(srv, unique("turntcp"))
+    [server] = resp["IceServerList"]
+    assert f"turn:127.0.0.1:{port}?transport=tcp" in server["Uris"]
+    ok = uclient(server["Username"], server["Password"], port, tcp=True)
+    out = ok.stdout + ok.stderr
+    assert "tot_send_msgs=20, tot_recv_msgs=20" in out, out[-3000:]
+    assert "Total lost packets 0 " in out, out[-3000:]
+
+    bad_pw = ("A" if server["Password"][0] != "A" else "B") + server["Password"][1:]
+    try:
+        bad = uclient(server["Username"], bad_pw, port, timeout=20, tcp=True)
+        out = bad.stdout + bad.stderr
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+    assert "tot_recv_msgs=20" not in out, out[-3000:]

@@ -49,6 +49,8 @@ use crate::{AppState, RequestCtx};
 const CHANNEL_QUEUE: usize = 1024;
 /// Frames queued per connection; a connection that falls this far behind is dropped.
 const CONN_QUEUE: usize = 256;
+/// Initial read buffer of a signaling WebSocket.
+const SOCKET_READ_BUFFER: usize = 4 << 10;
 /// How long SendAlexaOfferToMaster waits for the master's answer.
 const ALEXA_ANSWER_WAIT: Duration = Duration::from_secs(5);
 
@@ -400,7 +402,7 @@ async fn channel_task(
     };
     sh.drain();
     tracing::debug!(channel = %sh.arn, "signaling channel task started");
-    loop {
+    'run: loop {
         let deadline = sh.hub.instant(sh.deadline);
         tokio::select! {
             cmd = rx.recv() => match cmd {
@@ -412,7 +414,10 @@ async fn channel_task(
                 let _ = sh.feed(Input::Timeout { now });
             }
         }
-        if sh.idle() {
+        // Re-checked after every queued command handled here: a Disconnect that arrives right
+        // after the channel became idle (e.g. from a socket closed by deletion) must not leave
+        // the task waiting for a deadline.
+        while sh.idle() {
             let mut map = hub.channels.lock().expect("hub lock poisoned");
             match rx.try_recv() {
                 Ok(cmd) => {
@@ -423,7 +428,7 @@ async fn channel_task(
                     if map.get(&sh.arn).is_some_and(|e| e.generation == generation) {
                         map.remove(&sh.arn);
                     }
-                    break;
+                    break 'run;
                 }
             }
         }
@@ -604,6 +609,10 @@ async fn connect(st: AppState, req: Request) -> ApiResult<Response> {
     let max = st.signaling.base.max_frame_len * 2;
     Ok(ws
         .protocols(["wss"])
+        // tungstenite allocates its read buffer up front (128 KiB by default): that was most of
+        // an idle connection's memory. Signaling frames are a few KB; the buffer still grows for
+        // a larger frame (up to `max`). Measured with signaling_bench, BENCHMARKS.md.
+        .read_buffer_size(SOCKET_READ_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
         .on_failed_upgrade(move |e| {
@@ -890,6 +899,35 @@ mod tests {
             Message::Close(Some(f)) => assert_eq!(f.code, 1001),
             other => panic!("expected a close frame, got {other:?}"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deleting_the_channel_closes_its_sockets_without_go_away() {
+        let hub = Arc::new(Hub::default());
+        let mut m = attach(&hub, Role::Master).await;
+        let mut v = attach(&hub, viewer("v1")).await;
+        // A message retained for an offline viewer must not keep the task alive.
+        m.send(
+            &json!({"action":"SDP_ANSWER","recipientClientId":"offline","messagePayload":"e30="})
+                .to_string(),
+        );
+        hub.channel_deleted("arn:aws:kinesisvideo:us-east-1:123456789012:channel/other/1");
+        hub.channel_deleted(ARN);
+        for c in [&mut m, &mut v] {
+            match c.recv().await {
+                Message::Close(Some(f)) => {
+                    assert_eq!(f.code, 1000);
+                    assert_eq!(f.reason.as_str(), "signaling channel deleted");
+                }
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+        m.task.await.unwrap();
+        v.task.await.unwrap();
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(hub.active_channels(), 0);
     }
 
     #[test]

@@ -105,12 +105,16 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     };
     let turn_uris = if !cfg.turn_uris.is_empty() {
         cfg.turn_uris.clone()
-    } else if let Some((_, addr)) = &turn_server {
+    } else if let Some(t) = &turn_server {
         let host = match cfg.public_ip {
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
             ip @ std::net::IpAddr::V4(_) => ip.to_string(),
         };
-        vec![format!("turn:{host}:{}?transport=udp", addr.port())]
+        let mut uris = vec![format!("turn:{host}:{}?transport=udp", t.addr.port())];
+        if t.tcp {
+            uris.push(format!("turn:{host}:{}?transport=tcp", t.addr.port()));
+        }
+        uris
     } else {
         Vec::new()
     };
@@ -199,9 +203,11 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         )?;
     }
     match (&turn_server, turn_uris.is_empty()) {
-        (Some((_, addr)), _) => writeln!(
+        (Some(t), _) => writeln!(
             stdout,
-            "  TURN: embedded server on {addr}/udp, handed out as {}",
+            "  TURN: embedded server on {}/udp{}, handed out as {}",
+            t.addr,
+            if t.tcp { "+tcp" } else { "" },
             turn_uris.join(" ")
         )?,
         (None, false) => writeln!(stdout, "  TURN: handing out {}", turn_uris.join(" "))?,
@@ -324,8 +330,8 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             server.handle(handle).serve(svc).await?;
         }
     }
-    if let Some((server, _)) = turn_server {
-        let _ = server.close().await;
+    if let Some(t) = turn_server {
+        let _ = t.server.close().await;
     }
     tracing::info!("stopped");
     Ok(())

@@ -2,8 +2,11 @@
 //! accepting the REST credentials GetIceServerConfig mints (`api::ice`).
 //!
 //! The crate's own `LongTermAuthHandler` parses the whole username as a number, so coturn-style
-//! `<expiry>:<user>` names need [`RestAuth`] below. TURN over TCP and TLS are not provided by
-//! `turn` 0.17; use an external coturn with the same `--turn-secret` for those (README).
+//! `<expiry>:<user>` names need [`RestAuth`] below. TURN over TCP listens on the same port number
+//! through the [`tcp`] adapter; TURN over TLS is not provided: use an external coturn with the
+//! same `--turn-secret` for that (README).
+
+mod tcp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -60,13 +63,23 @@ impl AuthHandler for RestAuth {
     }
 }
 
-/// Starts the UDP TURN server on `listen`; relayed addresses are announced as `relay_ip`.
-/// Returns the server and the bound address (for port 0).
+/// The embedded TURN server and where it listens.
+pub(crate) struct Turn {
+    /// Kept alive for as long as the server runs.
+    pub(crate) server: Server,
+    /// UDP address (the actual port for port 0).
+    pub(crate) addr: SocketAddr,
+    /// TURN over TCP listens on the same address and port.
+    pub(crate) tcp: bool,
+}
+
+/// Starts the TURN server on `listen` (UDP, and TCP on the same port unless that port is taken
+/// for TCP, which only logs a warning); relayed addresses are announced as `relay_ip`.
 pub(crate) async fn start(
     listen: SocketAddr,
     relay_ip: IpAddr,
     secret: Vec<u8>,
-) -> anyhow::Result<(Server, SocketAddr)> {
+) -> anyhow::Result<Turn> {
     let conn = Arc::new(
         tokio::net::UdpSocket::bind(listen)
             .await
@@ -78,15 +91,32 @@ pub(crate) async fn start(
     } else {
         relay_ip
     };
+    let generator = || -> Box<dyn turn::relay::RelayAddressGenerator + Send + Sync> {
+        Box::new(RelayAddressGeneratorStatic {
+            relay_address: relay_ip,
+            address: bind_ip.to_string(),
+            net: Arc::new(webrtc_util::vnet::net::Net::new(None)),
+        })
+    };
+    let mut conn_configs = vec![ConnConfig {
+        conn,
+        relay_addr_generator: generator(),
+    }];
+    let tcp = match tokio::net::TcpListener::bind(local).await {
+        Ok(l) => {
+            conn_configs.push(ConnConfig {
+                conn: Arc::new(tcp::TcpTurnConn::new(l)?),
+                relay_addr_generator: generator(),
+            });
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "TURN over TCP not started: {local}/tcp is taken");
+            false
+        }
+    };
     let server = Server::new(ServerConfig {
-        conn_configs: vec![ConnConfig {
-            conn,
-            relay_addr_generator: Box::new(RelayAddressGeneratorStatic {
-                relay_address: relay_ip,
-                address: bind_ip.to_string(),
-                net: Arc::new(webrtc_util::vnet::net::Net::new(None)),
-            }),
-        }],
+        conn_configs,
         realm: REALM.to_owned(),
         auth_handler: Arc::new(RestAuth::new(secret)),
         channel_bind_timeout: Duration::from_secs(600),
@@ -94,7 +124,11 @@ pub(crate) async fn start(
     })
     .await
     .context("starting the TURN server")?;
-    Ok((server, local))
+    Ok(Turn {
+        server,
+        addr: local,
+        tcp,
+    })
 }
 
 #[cfg(test)]
