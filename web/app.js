@@ -436,8 +436,14 @@ async function loadArchive() {
   }
   const now = Date.now();
   try {
-    const frags = await guarded(() => api.fragments(stand.name, now - 24 * 3600000, now));
+    // The first load reads 24 h; later ones only what arrived since the newest fragment known.
+    const known = state.fragments;
+    const since = known.length ? known[known.length - 1].startMs + 1 : now - 24 * 3600000;
+    const fresh = await guarded(() => api.fragments(stand.name, since, now));
     if (state.stand !== stand) return;
+    const seen = new Set(known.map((f) => f.number));
+    const frags = known.concat(fresh.filter((f) => !seen.has(f.number)))
+      .filter((f) => f.startMs >= now - 24 * 3600000);
     state.fragments = frags;
     if (!state.zoomChosen && frags.length) {
       // The smallest window that shows the oldest recording of the last 24 h.
