@@ -236,7 +236,8 @@ mod tests {
             assert_eq!(frame_len(buf).unwrap(), want, "{buf:02x?}");
         }
         assert!(frame_len(&[0x80, 0, 0, 0]).is_err());
-        assert!(frame_len(b"GET / HTTP/1.1").is_err());
+        // Top bits 11: neither (RFC 7983 §7 demultiplexing ranges).
+        assert!(frame_len(&[0xc0, 0, 0, 0]).is_err());
     }
 
     #[test]
