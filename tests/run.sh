@@ -136,6 +136,22 @@ install_node() {
   echo "$want" >"$stamp"
 }
 
+# web/: the viewer page's npm packages (hls.js), served by `openkvs serve` from web/node_modules.
+install_web() {
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "npm not found; the viewer page cannot play HLS and tests/e2e/test_web.py will fail"
+    return 1
+  fi
+  local stamp="web/node_modules/.openkvs-lock.sha256" want
+  want="$(sha256sum web/package-lock.json | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ]; then
+    echo "npm: web/package-lock.json unchanged, nothing to install"
+    return 0
+  fi
+  npm ci --prefix web --no-audit --no-fund || return
+  echo "$want" >"$stamp"
+}
+
 install_venv() {
   if [ -e "$VENV" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
     echo "venv: $VENV is broken, recreating"
@@ -226,6 +242,9 @@ else
   phase pip install_venv || finish
   phase npm install_node || true
 fi
+# The viewer page's own packages are part of the product (README quick start), so they are
+# installed even with OPENKVS_SKIP_INSTALL=1.
+phase npm-web install_web || true
 
 phase build cargo build --workspace --all-targets || finish
 phase fmt cargo fmt --all -- --check || true

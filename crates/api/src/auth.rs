@@ -29,14 +29,14 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Admin => "admin",
             Self::Viewer => "viewer",
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "admin" => Some(Self::Admin),
             "viewer" => Some(Self::Viewer),
@@ -95,7 +95,7 @@ impl std::fmt::Debug for Authenticator {
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     for p in parts {
         m.update(p);
@@ -142,6 +142,13 @@ impl Authenticator {
         );
     }
 
+    /// The secret and role of a long-lived key.
+    pub(crate) fn root_secret(&self, access_key_id: &str) -> Option<(&str, Role)> {
+        self.keys
+            .get(access_key_id)
+            .map(|k| (k.secret.as_str(), k.role))
+    }
+
     /// Mints temporary credentials valid for `ttl_secs` from `now_unix`.
     pub fn mint(&self, role: Role, ttl_secs: i64, now_unix: i64) -> TempCredentials {
         let expires = now_unix + ttl_secs;
@@ -167,7 +174,7 @@ impl Authenticator {
         }
     }
 
-    fn derive(&self, claims: &str) -> (String, String) {
+    pub(crate) fn derive(&self, claims: &str) -> (String, String) {
         const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
         let a = mac(&self.token_key, &[b"akid", claims.as_bytes()]);
         let akid = format!(
@@ -183,7 +190,7 @@ impl Authenticator {
     }
 
     /// Checks a session token: `Ok((role, expiry))` if this server minted it.
-    fn open_token(&self, token: &str) -> Option<(String, Role, i64)> {
+    pub(crate) fn open_token(&self, token: &str) -> Option<(String, Role, i64)> {
         let rest = token.strip_prefix(TOKEN_PREFIX)?;
         let (c, s) = rest.split_once('.')?;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -143,11 +143,19 @@ fn authenticate(
             .0)
     };
     let first = if parts.method == Method::HEAD {
-        st.auth
-            .authenticate(&as_get(None)?, sigv4::PayloadHash::EmptyStreaming, now)
+        crate::web_session::authenticate(
+            st,
+            &as_get(None)?,
+            sigv4::PayloadHash::EmptyStreaming,
+            crate::web_session::CookiePolicy::Api,
+        )
     } else {
-        st.auth
-            .authenticate(parts, sigv4::PayloadHash::EmptyStreaming, now)
+        crate::web_session::authenticate(
+            st,
+            parts,
+            sigv4::PayloadHash::EmptyStreaming,
+            crate::web_session::CookiePolicy::Api,
+        )
     };
     match first {
         Err(e) if res == "getClip.sha256" => {

@@ -5,8 +5,12 @@
 //! Request flow for the JSON operations (`POST /<operation>`):
 //! 1. [`common_headers`] gives every response `x-amzn-RequestId` and `Date`, and logs failures;
 //! 2. [`dispatch`] finds the operation by its exact, case-sensitive path ([`ops::OPERATIONS`]),
-//!    buffers the body (bounded), verifies SigV4 ([`auth::Authenticator`]), checks the
-//!    principal's role, parses the JSON input and calls the handler.
+//!    buffers the body (bounded), verifies SigV4 ([`auth::Authenticator`]) or, for the viewer
+//!    page, the session cookie and CSRF token ([`web_session`]), checks the principal's role,
+//!    parses the JSON input and calls the handler.
+//!
+//! Besides the operations: `GET /` and `/ui/…` serve the viewer page from `web/`, and
+//! `/web/v1/{login,session,logout}` its sign-in.
 //!
 //! What it does not do: store anything itself, or parse media.
 #![deny(missing_docs)]
@@ -24,6 +28,8 @@ mod playback_token;
 pub mod retention;
 pub mod signaling_ws;
 mod validate;
+mod web;
+pub mod web_session;
 mod wire;
 
 use std::future::Future;
@@ -62,6 +68,8 @@ pub struct ApiConfig {
     pub turn: Option<ice::TurnConfig>,
     /// GetClip truncation.
     pub clip_cap: ClipCap,
+    /// The viewer page's directory (`web/`), served at `/` and `/ui/`; `None`: no page.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 /// Where GetClip (and the ranged clip URL) truncates a clip. KVS stops at 200 fragments or
@@ -170,6 +178,9 @@ pub fn now_ms() -> i64 {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/", get(web::index).fallback(dispatch))
+        .route("/ui/{*path}", get(web::asset))
+        .route("/web/v1/{action}", axum::routing::any(web_session::handle))
         .route(
             "/hls/v1/{resource}",
             get(playback::hls).options(playback_preflight),
@@ -356,9 +367,12 @@ async fn dispatch_inner(st: AppState, req: Request<Body>) -> ApiResult<Response>
             format!("{} request bodies are limited to {limit} bytes", op.name),
         )
     })?;
-    let principal =
-        st.auth
-            .authenticate(&parts, sigv4::PayloadHash::Body(&bytes), now_ms() / 1000)?;
+    let principal = web_session::authenticate(
+        &st,
+        &parts,
+        sigv4::PayloadHash::Body(&bytes),
+        web_session::CookiePolicy::Api,
+    )?;
     if op.mutates && principal.role == Role::Viewer {
         return Err(ApiError::new(
             ErrorKind::NotAuthorized,

@@ -907,7 +907,17 @@ pub(crate) async fn plan_clip(
 }
 
 /// `POST /getClip`: a progressive MP4, planned first and streamed from the fragment files.
-pub(crate) async fn get_clip(st: AppState, _ctx: RequestCtx, i: ClipInput) -> ApiResult<Response> {
+pub(crate) async fn get_clip(st: AppState, ctx: RequestCtx, i: ClipInput) -> ApiResult<Response> {
+    // Exporting is an operator action, as on the clip URL (`clip_url.rs`).
+    if ctx.principal.role != crate::Role::Admin {
+        return Err(ApiError::new(
+            ErrorKind::NotAuthorized,
+            format!(
+                "{} is read-only; exporting clips needs an admin key",
+                ctx.principal.access_key_id
+            ),
+        ));
+    }
     let stream = resolve_stream(&st, &i.stream).await?;
     let sel = v::required(&i.clip_fragment_selector, "clipFragmentSelector")?;
     let kind = sel.fragment_selector_type.as_ref();

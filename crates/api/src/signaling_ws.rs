@@ -563,10 +563,22 @@ async fn connect(st: AppState, req: Request) -> ApiResult<Response> {
             "X-Amz-ChannelARN is required to connect to a signaling channel",
         ));
     };
-    st.auth.authenticate(
+    let cookie_auth =
+        crate::web_session::cookie(&parts.headers, crate::web_session::SESSION_COOKIE).is_some()
+            && !parts.headers.contains_key(header::AUTHORIZATION)
+            && param("X-Amz-Signature").is_none();
+    if cookie_auth && param("X-Amz-ClientId").is_none() {
+        // The page only ever watches: a browser session may not connect as the master.
+        return Err(ApiError::new(
+            ErrorKind::NotAuthorized,
+            "a browser session connects as a viewer only (X-Amz-ClientId is required)",
+        ));
+    }
+    crate::web_session::authenticate(
+        &st,
         &parts,
         sigv4::PayloadHash::EmptyStreaming,
-        crate::now_ms() / 1000,
+        crate::web_session::CookiePolicy::WebSocket,
     )?;
     v::arn(
         arn,

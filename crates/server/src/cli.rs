@@ -176,6 +176,18 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "OPENKVS_MAX_CLIP_BYTES", value_name = "BYTES")]
     pub max_clip_bytes: Option<u64>,
 
+    /// Directory of the viewer page served at `/` (index.html, app modules and `node_modules/`
+    /// after `npm ci --prefix web`). Relative paths are from the working directory.
+    /// [default: web]
+    #[arg(long, env = "OPENKVS_WEB_DIR", value_name = "DIR")]
+    pub web_dir: Option<PathBuf>,
+
+    /// Start a simulated bike-stand camera: creates stream + signaling channel
+    /// `demo-bike-stand` and pushes a looping H.264 sample to the stream in real time, so the
+    /// viewer page shows live video and a growing archive within seconds.
+    #[arg(long, env = "OPENKVS_DEMO")]
+    pub demo: bool,
+
     /// Log format. Verbosity comes from RUST_LOG (default `info`). [default: human]
     #[arg(long, env = "OPENKVS_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,

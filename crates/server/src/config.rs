@@ -30,6 +30,8 @@ struct FileConfig {
     no_turn: Option<bool>,
     max_clip_fragments: Option<usize>,
     max_clip_bytes: Option<u64>,
+    web_dir: Option<PathBuf>,
+    demo: Option<bool>,
 }
 
 /// Resolved settings.
@@ -57,6 +59,10 @@ pub(crate) struct ServeConfig {
     pub turn_uris: Vec<String>,
     /// GetClip truncation (KVS: 200 fragments / 100 MB); default none.
     pub clip_cap: api::ClipCap,
+    /// The viewer page's directory.
+    pub web_dir: PathBuf,
+    /// `--demo`: run the simulated bike-stand camera.
+    pub demo: bool,
 }
 
 impl ServeConfig {
@@ -160,6 +166,8 @@ impl ServeConfig {
         }
         Ok(Self {
             clip_cap,
+            web_dir: a.web_dir.or(file.web_dir).unwrap_or_else(|| "web".into()),
+            demo: a.demo || file.demo.unwrap_or(false),
             tls_self_signed,
             turn_listen: (!no_turn).then_some(turn_listen),
             turn_listen_explicit: turn_listen_arg.is_some(),

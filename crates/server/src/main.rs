@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod config;
 mod credentials;
+mod demo;
 mod selfsigned;
 mod serve;
 mod turn;

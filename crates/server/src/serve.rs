@@ -155,6 +155,7 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             uris: turn_uris.clone(),
             ttl_secs: api::ice::DEFAULT_TTL_SECS,
         }),
+        web_dir: Some(cfg.web_dir.clone()),
     };
     let state = api::AppState::new(Arc::new(catalog), Arc::new(fragments), api_cfg, auth);
     tokio::spawn(api::retention::run(state.clone()));
@@ -228,14 +229,78 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             ca = t.ca.display(),
         )?;
     }
+    let web_ok = cfg.web_dir.join("index.html").is_file();
+    let hls_ok = cfg
+        .web_dir
+        .join("node_modules/hls.js/dist/hls.mjs")
+        .is_file();
+    if web_ok {
+        writeln!(
+            stdout,
+            "  viewer page: {url}/  (sign in with the access key and secret above, or minted credentials)"
+        )?;
+    }
+    if cfg.demo {
+        writeln!(
+            stdout,
+            "  demo: simulated bike-stand camera on stream + channel {} (live video in a few seconds; {})",
+            crate::demo::DEMO_NAME,
+            if cfg!(feature = "webrtc") {
+                "WebRTC master on the channel, PutMedia to the stream"
+            } else {
+                "PutMedia to the stream only: built without the webrtc feature"
+            }
+        )?;
+    }
     drop(stdout);
+    if !web_ok {
+        tracing::warn!(web_dir = %cfg.web_dir.display(), "viewer page not found (no index.html): start openkvs from the repository root or pass --web-dir; the API works regardless");
+    } else if !hls_ok {
+        tracing::warn!(web_dir = %cfg.web_dir.display(), "web/node_modules/hls.js is missing: run `npm ci --prefix web`; the page cannot play HLS without it");
+    }
     tracing::info!(%url, listen = %local, "openkvs ready");
+    // Tells the demo's WebRTC master to close its peer connections on shutdown.
+    let (demo_stop, _) = tokio::sync::watch::channel(false);
+    if cfg.demo {
+        crate::demo::ensure_resources(&state).await?;
+        let endpoint = format!("{scheme}://{host}");
+        let creds = sigv4::Credentials {
+            access_key_id: akid.clone(),
+            secret_key: sigv4::SecretKey::new(secret.clone()),
+            session_token: None,
+        };
+        let region = cfg.region.clone();
+        let ca = dev_tls.as_ref().map(|t| t.ca.clone());
+        #[cfg(feature = "webrtc")]
+        {
+            let (endpoint, creds, region, ca) =
+                (endpoint.clone(), creds.clone(), region.clone(), ca.clone());
+            let mut stop = demo_stop.subscribe();
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                match crate::demo::run_webrtc_master(endpoint, creds, region, ca, shutdown).await {
+                    Ok(()) => tracing::debug!("demo WebRTC master stopped"),
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "demo WebRTC master stopped");
+                    }
+                }
+            });
+        }
+        tokio::spawn(async move {
+            if let Err(e) = crate::demo::run_camera(endpoint, creds, region, ca).await {
+                tracing::error!(error = %format!("{e:#}"), "demo camera stopped");
+            }
+        });
+    }
 
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing requests in flight (10 s at most)");
+        let _ = demo_stop.send(true);
         state.signaling.shutdown();
         state.live.shutdown();
         h.graceful_shutdown(Some(Duration::from_secs(10)));
