@@ -574,12 +574,20 @@ async fn connect(st: AppState, req: Request) -> ApiResult<Response> {
             "a browser session connects as a viewer only (X-Amz-ClientId is required)",
         ));
     }
-    crate::web_session::authenticate(
+    let principal = crate::web_session::authenticate(
         &st,
         &parts,
         sigv4::PayloadHash::EmptyStreaming,
         crate::web_session::CookiePolicy::WebSocket,
     )?;
+    if principal.role == crate::auth::Role::Viewer && param("X-Amz-ClientId").is_none() {
+        // A read-only key watches; it may not become a channel's camera.
+        return Err(ApiError::new(
+            ErrorKind::NotAuthorized,
+            "viewer credentials connect as a VIEWER only (X-Amz-ClientId is required); \
+             a master needs admin credentials",
+        ));
+    }
     v::arn(
         arn,
         "X-Amz-ChannelARN",
