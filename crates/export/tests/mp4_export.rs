@@ -229,3 +229,32 @@ fn codec_errors() {
         Some("InvalidCodecPrivateDataException")
     );
 }
+
+/// Planning cost of an hour-long clip (GetClip's time to first byte is mostly this):
+/// `cargo test --release -p openkvs-export --test mp4_export -- --ignored --nocapture plan_time`.
+#[test]
+#[ignore = "timing; run by hand in release"]
+fn plan_time_of_an_hour() {
+    let (set, frags, _) = stored("ffmpeg_h264_aac");
+    let span = frags.last().unwrap().0.cluster_timecode + 1000 - frags[0].0.cluster_timecode;
+    let mut hour = Vec::new();
+    for rep in 0..(3_600_000 / span) {
+        for (m, f) in &frags {
+            let mut m = m.clone();
+            m.cluster_timecode += rep * span;
+            m.number = FragmentNumber(m.number.0 + u128::from(rep) * 1000);
+            hour.push((m, f.clone()));
+        }
+    }
+    let samples: usize = hour.iter().map(|(_, f)| f.len()).sum();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let plan = clip_plan(&hour, &set).unwrap();
+        eprintln!(
+            "{} fragments, {samples} samples: planned in {:.1} ms, header {} bytes",
+            hour.len(),
+            t.elapsed().as_secs_f64() * 1e3,
+            plan.header().len()
+        );
+    }
+}
