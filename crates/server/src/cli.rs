@@ -33,6 +33,51 @@ pub(crate) enum Command {
     /// Print presigned URLs for tools that cannot sign requests (ffmpeg, GStreamer, browsers).
     #[command(subcommand)]
     Presign(PresignCommand),
+    /// Check a stopped server's data directory: fragment index against segment files.
+    #[command(long_about = FSCK_ABOUT)]
+    Fsck(FsckArgs),
+}
+
+const FSCK_ABOUT: &str = "\
+Check a data directory offline: every fragment in the index (fragments.db) against the segment \
+files under media/.
+
+Reports segment files and stream directories nothing references (orphans), bytes after a \
+file's last indexed fragment, missing files, index rows pointing past a file's end and frame \
+tables that do not decode. Entries openkvs did not create are listed but never touched. With \
+--repair it deletes damaged index rows (their media is gone), cuts unindexed tails, removes \
+orphans and checks again.
+
+Opening the store does what `openkvs serve` does at start: it cuts bytes a crashed server wrote \
+after its last committed fragment (reported as crash recovery). The directory is locked: stop \
+the server first (fsck fails while it runs).
+
+Exit status: 0 when the store is clean (after --repair: clean after the repair), 1 when \
+problems remain, 2 on errors (cannot open the directory).";
+
+/// Options of `openkvs fsck`.
+#[derive(Debug, Args)]
+pub(crate) struct FsckArgs {
+    /// The server's data directory.
+    #[arg(
+        long,
+        env = "OPENKVS_DATA_DIR",
+        default_value = "./openkvs-data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Fix what is found: delete damaged index rows, cut unindexed tails, remove orphans.
+    #[arg(long)]
+    pub repair: bool,
+
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress spinner on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Log line format.

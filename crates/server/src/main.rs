@@ -5,14 +5,18 @@ mod cli;
 mod client;
 mod config;
 mod credentials;
+mod fsck;
 mod selfsigned;
 mod serve;
 mod turn;
 
 use clap::Parser as _;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = cli::Cli::parse();
+    if let cli::Command::Fsck(args) = &cli.command {
+        return fsck::command(args);
+    }
     match cli.command {
         cli::Command::Serve(args) => {
             let cfg = config::ServeConfig::resolve(*args)?;
@@ -33,5 +37,7 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Presign(cli::PresignCommand::GetClip(args)) => {
             client::get_clip::presign_command(&args)
         }
+        cli::Command::Fsck(_) => unreachable!("handled above"),
     }
+    .map(|()| std::process::ExitCode::SUCCESS)
 }
