@@ -206,6 +206,14 @@ pub(crate) struct ServeArgs {
     /// Log format. Verbosity comes from RUST_LOG (default `info`). [default: human]
     #[arg(long, env = "OPENKVS_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+
+    /// Seconds a client may take to send a request's head (request line and headers); the
+    /// same timer closes a connection idle that long between requests. Bounds slowloris-style
+    /// clients that trickle headers to hold connections open. Request bodies (PutMedia
+    /// streams) are not affected. [default: 30]
+    #[arg(long = "header-read-timeout", env = "OPENKVS_HEADER_READ_TIMEOUT", value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
