@@ -28,7 +28,7 @@ struct FileConfig {
     turn_secret: Option<String>,
     turn_uris: Option<Vec<String>>,
     no_turn: Option<bool>,
-    header_read_timeout_secs: Option<u64>,
+    header_read_timeout: Option<u64>,
 }
 
 /// Resolved settings.
@@ -172,7 +172,7 @@ impl ServeConfig {
             log_format: a.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
             header_read_timeout: std::time::Duration::from_secs(
                 a.header_read_timeout_secs
-                    .or(file.header_read_timeout_secs)
+                    .or(file.header_read_timeout)
                     .unwrap_or(30),
             ),
         })
