@@ -7,7 +7,8 @@ sending) and READERS that list and read back fragments while ingest runs, SIGKIL
 after a random 0.3-2.0 s, then check
 
 - every fragment ever acked PERSISTED (in any iteration) is listed by ListFragments and reads back
-  through GetMediaForFragmentList with exactly the frame payloads that were sent;
+  through GetMediaForFragmentList with exactly the frame payloads that were sent (fragments new
+  since the last check after every restart, all of them again after the last one);
 - every fragment listed at all (acked or not: a batch may commit and the ack be lost with the
   SIGKILL) is one that was sent, whole: same frames, same payloads; nothing half-visible;
 - what the readers saw while the server was alive was whole too;
@@ -129,8 +130,9 @@ def check_chunk(stream: str, c: mkvgen.Chunk, sent: Sent, problems: list, who: s
                         f"sent ({len(c.frames)} frames read, {len(want)} sent)")
 
 
-def verify(server, streams: list[str], sent: Sent) -> int:
-    """Checks every listed and every acked fragment; returns how many fragments were checked."""
+def verify(server, streams: list[str], sent: Sent, done: set | None = None) -> int:
+    """Checks that every acked fragment is listed, and reads back every listed fragment not in
+    `done` (all when None; the checked ones are added). Returns how many were read."""
     problems: list[str] = []
     checked = 0
     for s in streams:
@@ -138,8 +140,9 @@ def verify(server, streams: list[str], sent: Sent) -> int:
         acked = sent.acked.get(s, {})
         missing = sorted(set(acked) - set(listed))
         assert not missing, f"{s}: {len(missing)} fragments acked PERSISTED are not listed: {missing[:5]}"
-        for i in range(0, len(listed), 200):
-            numbers = listed[i:i + 200]
+        todo = [n for n in listed if done is None or (s, n) not in done]
+        for i in range(0, len(todo), 200):
+            numbers = todo[i:i + 200]
             chunks = kp.read_fragments(server, s, numbers)
             assert [c.fragment_number for c in chunks] == numbers, f"{s}: GetMediaForFragmentList order/count"
             for c in chunks:
@@ -149,6 +152,8 @@ def verify(server, streams: list[str], sent: Sent) -> int:
                         f"{s}: fragment {c.fragment_number} holds timecode {c.cluster_timecodes[0]}, "
                         f"acked for {acked[c.fragment_number]}")
             checked += len(chunks)
+            if done is not None:
+                done.update((s, n) for n in numbers)
     assert not problems, "\n".join(problems[:20])
     return checked
 
@@ -163,6 +168,7 @@ def test_sigkill_during_ingest(new_server):
     reader_problems: list[str] = []
     kills_with_fsck = 0
     seen = [0]
+    done: set = set()
     t0 = time.monotonic()
     srv.start()
     kv = srv.client()
@@ -176,7 +182,8 @@ def test_sigkill_during_ingest(new_server):
             start = time.monotonic()
             srv.start()
             restart_s.append(time.monotonic() - start)
-            verify(srv, streams, sent)
+            # every iteration: all acked listed, new fragments read back; the end reads all again
+            verify(srv, streams, sent, done)
         stop = threading.Event()
         threads = [threading.Thread(target=producer, daemon=True,
                                     args=(srv, s, sent, next_tc[s], stop, rnd.getrandbits(32)))

@@ -21,7 +21,12 @@ fn track(u: &mut Unstructured<'_>, id: u32) -> Result<Option<TrackConfig>> {
         0 => TrackConfig::avc(id, cpd, w, h).ok(),
         1 => TrackConfig::hevc(id, cpd, w, h).ok(),
         2 => TrackConfig::aac(id, cpd, u.arbitrary()?).ok(),
-        _ => Some(TrackConfig::g711(id, u.arbitrary()?, u.int_in_range(1..=96_000)?, u.int_in_range(1..=8)?)),
+        _ => Some(TrackConfig::g711(
+            id,
+            u.arbitrary()?,
+            u.int_in_range(1..=96_000)?,
+            u.int_in_range(1..=8)?,
+        )),
     })
 }
 
@@ -48,7 +53,9 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
                 sync: k == 0 || u.arbitrary()?,
             });
         }
-        let Ok(tl) = timeline(&input, u.arbitrary()?) else { continue };
+        let Ok(tl) = timeline(&input, u.arbitrary()?) else {
+            continue;
+        };
         let tl = if u.arbitrary()? { tl.unshifted() } else { tl };
         let id = i as u32 + 1;
         let _ = t;
@@ -61,7 +68,10 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
                 .scan(0u64, |off, s| {
                     let o = *off;
                     *off += u64::from(s.size);
-                    Some(ClipSample { sample: *s, offset: o })
+                    Some(ClipSample {
+                        sample: *s,
+                        offset: o,
+                    })
                 })
                 .collect(),
         });
@@ -69,10 +79,17 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     }
     let track_runs: Vec<TrackRun<'_>> = runs
         .iter()
-        .map(|(id, tl)| TrackRun { track_id: *id, base_decode_time: 0, samples: &tl.samples })
+        .map(|(id, tl)| TrackRun {
+            track_id: *id,
+            base_decode_time: 0,
+            samples: &tl.samples,
+        })
         .collect();
     if let Ok(plan) = media_segment(u.arbitrary()?, &track_runs) {
-        assert_eq!(plan.total_len(), plan.header().len() as u64 + plan.media_len());
+        assert_eq!(
+            plan.total_len(),
+            plan.header().len() as u64 + plan.media_len()
+        );
         let _ = plan.payload_order().count();
     }
     if let Ok(plan) = ProgressivePlan::build(&tracks, &chunks) {
@@ -86,7 +103,11 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
                 Slice::Media { len, .. } => len,
             })
             .sum();
-        assert_eq!(covered, end - start, "slices must cover the requested range exactly");
+        assert_eq!(
+            covered,
+            end - start,
+            "slices must cover the requested range exactly"
+        );
     }
     Ok(())
 }

@@ -26,19 +26,41 @@ fuzz_target!(|data: &[u8]| {
     if !sha.is_empty() {
         headers.push(("x-amz-content-sha256", sha));
     }
-    let req = Request { method, path, query, headers: &headers };
+    let req = Request {
+        method,
+        path,
+        query,
+        headers: &headers,
+    };
     let lookup = |akid: &str, _token: Option<&str>| -> Result<SecretKey, AuthError> {
         if akid.starts_with("AKIA") {
-            Ok(SecretKey::new("fuzz-secret-the-fuzzer-cannot-know-0123456789"))
+            Ok(SecretKey::new(
+                "fuzz-secret-the-fuzzer-cannot-know-0123456789",
+            ))
         } else {
-            Err(AuthError::UnknownAccessKey { access_key_id: akid.to_owned() })
+            Err(AuthError::UnknownAccessKey {
+                access_key_id: akid.to_owned(),
+            })
         }
     };
-    let payload = if body.is_empty() { PayloadHash::EmptyStreaming } else { PayloadHash::Body(body.as_bytes()) };
+    let payload = if body.is_empty() {
+        PayloadHash::EmptyStreaming
+    } else {
+        PayloadHash::Body(body.as_bytes())
+    };
     // 2024-01-01T12:00:00Z, the date the seeds are signed for.
-    let r = verify(&req, payload, 1_704_110_400, &VerifyConfig::default(), &lookup);
+    let r = verify(
+        &req,
+        payload,
+        1_704_110_400,
+        &VerifyConfig::default(),
+        &lookup,
+    );
     if let Err(e) = &r {
         let _ = (e.code(), e.status(), e.is_clock_skew(), e.to_string());
     }
-    assert!(r.is_err(), "accepted a request signed without the secret: {r:?}");
+    assert!(
+        r.is_err(),
+        "accepted a request signed without the secret: {r:?}"
+    );
 });

@@ -21,7 +21,9 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
             streams.push(s);
         }
     }
-    let Ok(mut mux) = Muxer::new(&streams) else { return Ok(()) };
+    let Ok(mut mux) = Muxer::new(&streams) else {
+        return Ok(());
+    };
     let mut out = Vec::new();
     mux.segment_start(&mut out);
     for _ in 0..u.int_in_range(0..=64)? {
