@@ -78,7 +78,7 @@ def channel_ws_url(srv, arn: str, client_id: str | None = None, **kw) -> str:
     q = {"X-Amz-ChannelARN": arn}
     if client_id:
         q["X-Amz-ClientId"] = client_id
-    url = srv.endpoint.replace("http://", "http://") + "/?" + urllib.parse.urlencode(q)
+    url = srv.endpoint + "/?" + urllib.parse.urlencode(q)
     return presign(url, **kw)
 
 
