@@ -337,6 +337,16 @@ async fn dispatch(State(st): State<AppState>, req: Request<Body>) -> Response {
     }
 }
 
+/// Whether `Content-Length` announces more than `limit` bytes (absent or unparsable: no; the
+/// body read itself is bounded too).
+fn declared_length_over(headers: &http::HeaderMap, limit: usize) -> bool {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+}
+
 async fn dispatch_inner(st: AppState, req: Request<Body>) -> ApiResult<Response> {
     let path = req.uri().path().to_owned();
     let Some(op) = ops::by_path(&path) else {
@@ -361,6 +371,15 @@ async fn dispatch_inner(st: AppState, req: Request<Body>) -> ApiResult<Response>
         return media::put_media(st, parts, body).await;
     }
     let limit = st.config.max_json_body_bytes;
+    // Refuse a declared length over the limit before reading anything: otherwise a client
+    // that announces 1 GB and sends a byte now and then holds the connection (and up to
+    // `limit` bytes of buffer) until it has trickled `limit` bytes.
+    if declared_length_over(&parts.headers, limit) {
+        return Err(ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("{} request bodies are limited to {limit} bytes", op.name),
+        ));
+    }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             ErrorKind::PayloadTooLarge,
@@ -459,4 +478,27 @@ async fn dispatch_inner(st: AppState, req: Request<Body>) -> ApiResult<Response>
 #[doc(hidden)]
 pub fn status_of(kind: ErrorKind) -> StatusCode {
     ApiError::code_and_status(kind).1
+}
+
+#[cfg(test)]
+mod body_limit_tests {
+    use super::declared_length_over;
+
+    #[test]
+    fn declared_length_is_checked_before_reading() {
+        for (value, want) in [
+            (Some("1000000000"), true),
+            (Some("1048577"), true),
+            (Some("1048576"), false),
+            (Some("2"), false),
+            (Some("not a number"), false),
+            (None, false),
+        ] {
+            let mut h = http::HeaderMap::new();
+            if let Some(v) = value {
+                h.insert(http::header::CONTENT_LENGTH, v.parse().unwrap());
+            }
+            assert_eq!(declared_length_over(&h, 1 << 20), want, "{value:?}");
+        }
+    }
 }

@@ -41,6 +41,51 @@ pub(crate) enum Command {
     #[cfg(feature = "webrtc")]
     #[command(long_about = VIEWER_ABOUT, after_long_help = VIEWER_EXAMPLES)]
     Viewer(Box<ViewerArgs>),
+    /// Check a stopped server's data directory: fragment index against segment files.
+    #[command(long_about = FSCK_ABOUT)]
+    Fsck(FsckArgs),
+}
+
+const FSCK_ABOUT: &str = "\
+Check a data directory offline: every fragment in the index (fragments.db) against the segment \
+files under media/.
+
+Reports segment files and stream directories nothing references (orphans), bytes after a \
+file's last indexed fragment, missing files, index rows pointing past a file's end and frame \
+tables that do not decode. Entries openkvs did not create are listed but never touched. With \
+--repair it deletes damaged index rows (their media is gone), cuts unindexed tails, removes \
+orphans and checks again.
+
+Opening the store does what `openkvs serve` does at start: it cuts bytes a crashed server wrote \
+after its last committed fragment (reported as crash recovery). The directory is locked: stop \
+the server first (fsck fails while it runs).
+
+Exit status: 0 when the store is clean (after --repair: clean after the repair), 1 when \
+problems remain, 2 on errors (cannot open the directory).";
+
+/// Options of `openkvs fsck`.
+#[derive(Debug, Args)]
+pub(crate) struct FsckArgs {
+    /// The server's data directory.
+    #[arg(
+        long,
+        env = "OPENKVS_DATA_DIR",
+        default_value = "./openkvs-data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Fix what is found: delete damaged index rows, cut unindexed tails, remove orphans.
+    #[arg(long)]
+    pub repair: bool,
+
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress spinner on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Log line format.
@@ -191,6 +236,14 @@ pub(crate) struct ServeArgs {
     /// Log format. Verbosity comes from RUST_LOG (default `info`). [default: human]
     #[arg(long, env = "OPENKVS_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+
+    /// Seconds a client may take to send a request's head (request line and headers); the
+    /// same timer closes a connection idle that long between requests. Bounds slowloris-style
+    /// clients that trickle headers to hold connections open. Request bodies (PutMedia
+    /// streams) are not affected. [default: 30]
+    #[arg(long = "header-read-timeout", env = "OPENKVS_HEADER_READ_TIMEOUT", value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

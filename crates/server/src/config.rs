@@ -32,6 +32,7 @@ struct FileConfig {
     max_clip_bytes: Option<u64>,
     web_dir: Option<PathBuf>,
     demo: Option<bool>,
+    header_read_timeout: Option<u64>,
 }
 
 /// Resolved settings.
@@ -45,6 +46,9 @@ pub(crate) struct ServeConfig {
     pub root_key: Option<(String, String)>,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub log_format: LogFormat,
+    /// How long a connection may take to send a request head, and stay idle between
+    /// requests (hyper's header read timer runs in both cases).
+    pub header_read_timeout: std::time::Duration,
     /// `--tls-self-signed`.
     pub tls_self_signed: bool,
     /// Embedded TURN listener; `None` with `--no-turn`.
@@ -188,6 +192,11 @@ impl ServeConfig {
             root_key,
             tls,
             log_format: a.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
+            header_read_timeout: std::time::Duration::from_secs(
+                a.header_read_timeout_secs
+                    .or(file.header_read_timeout)
+                    .unwrap_or(30),
+            ),
         })
     }
 }

@@ -6,14 +6,18 @@ mod client;
 mod config;
 mod credentials;
 mod demo;
+mod fsck;
 mod selfsigned;
 mod serve;
 mod turn;
 
 use clap::Parser as _;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = cli::Cli::parse();
+    if let cli::Command::Fsck(args) = &cli.command {
+        return fsck::command(args);
+    }
     match cli.command {
         cli::Command::Serve(args) => {
             let cfg = config::ServeConfig::resolve(*args)?;
@@ -38,5 +42,7 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Camera(args) => client::camera::command(&args),
         #[cfg(feature = "webrtc")]
         cli::Command::Viewer(args) => client::camera::viewer_command(&args),
+        cli::Command::Fsck(_) => unreachable!("handled above"),
     }
+    .map(|()| std::process::ExitCode::SUCCESS)
 }

@@ -65,6 +65,22 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating data dir {}", dir.display()))
 }
 
+/// HTTP/1 settings of the listener (plain and TLS alike).
+fn http1_options(
+    h1: &mut hyper_util::server::conn::auto::Http1Builder<'_, hyper_util::rt::TokioExecutor>,
+    header_read_timeout: Duration,
+) {
+    h1
+        // Producers such as ffmpeg send the last chunk of a PutMedia body and close their
+        // side at once; without half-close hyper drops what it had not yet handed to the
+        // handler when it reads that EOF.
+        .half_close(true)
+        // Without a timer hyper's header read timeout does nothing, and a client trickling a
+        // request head one byte at a time holds its connection (and a descriptor) forever.
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+}
+
 pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     create_private_dir(&cfg.data_dir)?;
     let catalog = store::SqliteCatalog::open(&cfg.data_dir)
@@ -309,10 +325,7 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     match &tls {
         None => {
             let mut server = axum_server::from_tcp(listener);
-            // Producers such as ffmpeg send the last chunk of a PutMedia body and close their
-            // side at once; without half-close hyper drops what it had not yet handed to the
-            // handler when it reads that EOF.
-            server.http_builder().http1().half_close(true);
+            http1_options(&mut server.http_builder().http1(), cfg.header_read_timeout);
             server.handle(handle).serve(svc).await?
         }
         Some((cert, key)) => {
@@ -327,7 +340,7 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
                     )
                 })?;
             let mut server = axum_server::from_tcp_rustls(listener, tls);
-            server.http_builder().http1().half_close(true);
+            http1_options(&mut server.http_builder().http1(), cfg.header_read_timeout);
             server.handle(handle).serve(svc).await?;
         }
     }
@@ -336,4 +349,58 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Slowloris: a request head trickled one byte at a time is cut off after the header read
+    /// timeout, while a normal request on another connection is served.
+    #[tokio::test]
+    async fn trickled_request_head_is_cut_off() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+        let mut server = axum_server::from_tcp(listener);
+        super::http1_options(&mut server.http_builder().http1(), Duration::from_secs(1));
+        tokio::spawn(server.serve(app.into_make_service()));
+
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        let t0 = Instant::now();
+        let mut buf = [0u8; 1024];
+        let cut = loop {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "still reading after 10 s"
+            );
+            if slow.write_all(b"a").await.is_err() {
+                break true;
+            }
+            match tokio::time::timeout(Duration::from_millis(200), slow.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break true,
+                Ok(Ok(_)) => {} // a 408 or similar before the close
+                Err(_) => {}
+            }
+        };
+        assert!(
+            cut && t0.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            t0.elapsed()
+        );
+
+        let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+        ok.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut resp = Vec::new();
+        ok.read_to_end(&mut resp).await.unwrap();
+        assert!(resp.starts_with(b"HTTP/1.1 200"), "{resp:?}");
+    }
 }

@@ -304,10 +304,12 @@ impl Muxer {
         if stream.pid == self.pcr_pid {
             let due = match self.last_pcr_dts_90k {
                 None => true,
-                Some(last) => is_key || sample.dts_90k - last >= PCR_INTERVAL_90K,
+                // Saturating and wrapping: timestamps are written modulo 2^33, and a caller's
+                // out-of-range value (fuzzing found i64::MIN) must not panic in debug builds.
+                Some(last) => is_key || sample.dts_90k.saturating_sub(last) >= PCR_INTERVAL_90K,
             };
             if due {
-                af.pcr_90k = Some(sample.dts_90k - PCR_DELAY_90K);
+                af.pcr_90k = Some(sample.dts_90k.wrapping_sub(PCR_DELAY_90K));
                 self.last_pcr_dts_90k = Some(sample.dts_90k);
             }
         }

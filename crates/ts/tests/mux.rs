@@ -442,3 +442,34 @@ proptest! {
         }
     }
 }
+
+/// Found by the `ts_mux` fuzz target (RELIABILITY.md): extreme decode times overflowed the PCR
+/// arithmetic (`dts - last_pcr_dts`, `dts - PCR_DELAY_90K`) and panicked in debug builds.
+#[test]
+fn extreme_timestamps_do_not_overflow() {
+    let avcc = [
+        1, 0x42, 0, 0x1E, 0xFF, 0xE1, 0, 2, 0x67, 0x42, 1, 0, 2, 0x68, 0xCE,
+    ];
+    let idr = [0, 0, 0, 2, 0x65, 0x88];
+    for dts in [
+        [0, i64::MIN],
+        [i64::MIN, 0],
+        [i64::MAX, i64::MIN],
+        [i64::MIN, i64::MAX],
+    ] {
+        let mut mux = Muxer::new(&[StreamConfig::h264(1, &avcc).unwrap()]).unwrap();
+        let mut out = Vec::new();
+        mux.segment_start(&mut out);
+        for (i, d) in dts.into_iter().enumerate() {
+            let s = Sample {
+                track: 1,
+                pts_90k: d,
+                dts_90k: d,
+                sync: i == 0,
+                data: &idr,
+            };
+            mux.write_sample(&s, &mut out).unwrap();
+        }
+        assert_eq!(out.len() % PACKET_SIZE, 0);
+    }
+}
