@@ -166,3 +166,42 @@ def test_turn_over_tcp_with_turnutils_uclient(turn_server):
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
     assert "tot_recv_msgs=20" not in out, out[-3000:]
+
+
+def test_viewer_credentials_cannot_connect_as_master(server):
+    """A read-only key (`credentials mint --role viewer`) may watch a channel but not become
+    its camera: ConnectAsMaster is refused before the upgrade, ConnectAsViewer works."""
+    import json
+    import urllib.parse
+
+    import botocore.auth
+    import botocore.credentials
+    from botocore.awsrequest import AWSRequest
+    from ws_client import WebSocket
+
+    p = subprocess.run([str(server.binary), "credentials", "mint", "--data-dir",
+                        str(server.data_dir), "--role", "viewer"], capture_output=True, text=True,
+                       timeout=60, env=server.environment())
+    assert p.returncode == 0, p.stderr
+    c = json.loads(p.stdout)
+    creds = botocore.credentials.Credentials(c["AccessKeyId"], c["SecretAccessKey"],
+                                             c["SessionToken"])
+    arn = server.client().create_signaling_channel(ChannelName=unique("ro"))["ChannelARN"]
+
+    def ws(client_id=None):
+        q = {"X-Amz-ChannelARN": arn} | ({"X-Amz-ClientId": client_id} if client_id else {})
+        req = AWSRequest(method="GET", url=server.endpoint + "/?" + urllib.parse.urlencode(q))
+        botocore.auth.SigV4QueryAuth(creds, "kinesisvideo", REGION, expires=300).add_auth(req)
+        return WebSocket(req.url)
+
+    master = ws()
+    try:
+        assert master.status == 401, master.head
+        assert master.error_type() == "NotAuthorizedException", master.head
+    finally:
+        master.close()
+    viewer = ws("viewer-ro")
+    try:
+        assert viewer.status == 101, viewer.head
+    finally:
+        viewer.close()
