@@ -416,6 +416,7 @@ mod tests {
             max_json_body_bytes: 1 << 20,
             turn: None,
             web_dir: None,
+            clip_cap: crate::ClipCap::default(),
         };
         AppState::new(Arc::new(catalog), Arc::new(fragments), cfg, auth())
     }
