@@ -23,6 +23,10 @@ mod error;
 mod fragment;
 mod frame_table;
 mod local;
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(feature = "s3")]
+mod s3;
 // `sqlite::list` takes 8 arguments, which clippy flags; the catalog code is outside the fragment
 // store change. TODO(#catalog-cleanup): pass a query struct there and drop this allow.
 #[allow(clippy::too_many_arguments)]
@@ -38,4 +42,8 @@ pub use local::{
     BadFragment, FragmentProblem, FsckReport, LocalFragmentOptions, LocalFragmentStore, OrphanTail,
     RecoveryReport, WriterStats,
 };
+#[cfg(feature = "postgres")]
+pub use pg::{PgOptions, PgPool};
+#[cfg(feature = "s3")]
+pub use s3::{S3FragmentStore, S3Options};
 pub use sqlite::SqliteCatalog;
