@@ -25,6 +25,9 @@ mod frame_table;
 mod local;
 #[cfg(feature = "postgres")]
 mod pg;
+#[cfg(feature = "postgres")]
+#[allow(clippy::too_many_arguments)] // `list`, as in sqlite.rs
+mod pg_catalog;
 #[cfg(feature = "s3")]
 mod s3;
 // `sqlite::list` takes 8 arguments, which clippy flags; the catalog code is outside the fragment
@@ -44,6 +47,8 @@ pub use local::{
 };
 #[cfg(feature = "postgres")]
 pub use pg::{PgOptions, PgPool};
+#[cfg(feature = "postgres")]
+pub use pg_catalog::PostgresCatalog;
 #[cfg(feature = "s3")]
 pub use s3::{S3FragmentStore, S3Options};
 pub use sqlite::SqliteCatalog;

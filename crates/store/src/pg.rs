@@ -60,6 +60,36 @@ CREATE TABLE fragment_frames (
     FOREIGN KEY (stream_id, number) REFERENCES fragment (stream_id, number) ON DELETE CASCADE
 );
 ",
+    // 2: the catalog, as in the SQLite catalog (`sqlite.rs`). Names and ARNs sort bytewise
+    // (COLLATE "C"), like SQLite's BINARY, whatever the database's default collation.
+    r#"
+CREATE TABLE stream (
+    name                 TEXT COLLATE "C" PRIMARY KEY,
+    arn                  TEXT COLLATE "C" NOT NULL UNIQUE,
+    device_name          TEXT,
+    media_type           TEXT,
+    kms_key_id           TEXT,
+    version              TEXT NOT NULL,
+    created_ms           BIGINT NOT NULL,
+    data_retention_hours BIGINT NOT NULL CHECK (data_retention_hours >= 0),
+    storage_tier         TEXT NOT NULL
+);
+CREATE TABLE channel (
+    name                     TEXT COLLATE "C" PRIMARY KEY,
+    arn                      TEXT COLLATE "C" NOT NULL UNIQUE,
+    channel_type             TEXT NOT NULL,
+    version                  TEXT NOT NULL,
+    created_ms               BIGINT NOT NULL,
+    message_ttl_seconds      INTEGER NOT NULL CHECK (message_ttl_seconds BETWEEN 5 AND 120),
+    media_storage_stream_arn TEXT
+);
+CREATE TABLE tag (
+    arn   TEXT COLLATE "C" NOT NULL,
+    key   TEXT COLLATE "C" NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (arn, key)
+);
+"#,
 ];
 
 /// Key of the advisory lock that serialises migrations across nodes ("okvs" in ASCII).

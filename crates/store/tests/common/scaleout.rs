@@ -204,7 +204,7 @@ pub struct Servers {
     pub s3: S3Server,
 }
 
-fn missing(what: &str) -> Option<Servers> {
+fn missing<T>(what: &str) -> Option<T> {
     if std::env::var("OPENKVS_REQUIRE_SCALEOUT").as_deref() == Ok("1") {
         panic!("OPENKVS_REQUIRE_SCALEOUT=1 but {what} is not installed");
     }
@@ -214,6 +214,16 @@ fn missing(what: &str) -> Option<Servers> {
     eprintln!("tests/run.sh installs it; this run did NOT test PostgreSQL + S3.");
     eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
     None
+}
+
+impl Postgres {
+    /// Starts PostgreSQL alone, or returns `None` (after saying so loudly) if it is missing.
+    pub fn start_new() -> Option<Self> {
+        let (Some(initdb), Some(pg_ctl)) = (pg_bin("initdb"), pg_bin("pg_ctl")) else {
+            return missing("PostgreSQL (initdb, pg_ctl)");
+        };
+        Some(start_postgres(&initdb, &pg_ctl))
+    }
 }
 
 impl Servers {
