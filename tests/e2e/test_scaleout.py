@@ -218,3 +218,51 @@ def test_redis_hub_is_refused_clearly(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
     assert "not implemented yet" in p.stderr, p.stderr
+
+
+def test_node_killed_mid_ingest_loses_nothing_persisted(nodes, backends, tmp_path):
+    """A third node C ingests; it is SIGKILLed after some PERSISTED acks, mid-upload. Every
+    fragment C acknowledged as PERSISTED is listed and readable on B, and the producer goes on
+    by reconnecting to B."""
+    import threading
+    _, b = nodes
+    c = ServerProcess(tmp_path / "c", log_dir=tmp_path / "logs-c",
+                      extra_args=["--store", "s3", "--catalog", "postgres", "--no-turn",
+                                  "--postgres-url", backends["pg_url"],
+                                  "--s3-bucket", BUCKET, "--s3-endpoint-url", backends["s3_url"]],
+                      env={"OPENKVS_S3_ACCESS_KEY_ID": S3_KEY,
+                           "OPENKVS_S3_SECRET_ACCESS_KEY": S3_SECRET})
+    c.start()
+    try:
+        name = unique("scale-kill")
+        b.client().create_stream(StreamName=name, DataRetentionInHours=24)
+        data = (kp.SAMPLES / "ffmpeg_h264_aac.mkv").read_bytes()
+        pm = kp.PutMedia(c.endpoint, name, timecode_type="RELATIVE").open()
+        # 64 kB in 2 kB chunks every 0.2 s: about 6 s of upload, killed partway.
+        sender = threading.Thread(target=pm.send, args=(data,),
+                                  kwargs={"chunk_size": 2048, "delay": 0.2}, daemon=True)
+        sender.start()
+        assert pm.wait_persisted(2, 30), pm.describe()
+        c.kill()
+        sender.join(15)
+        acked = [a.number for a in kp.events(pm.acks, "PERSISTED")]
+        assert pm.bytes_sent < len(data), "the upload finished before the kill: not mid-ingest"
+        pm.close()
+    finally:
+        c.kill()
+
+    listed = {f["FragmentNumber"] for f in kp.list_all_fragments(b, name)}
+    assert set(acked) <= listed, (acked, listed)
+    media = kp.get_fragments_media(b, name, acked)
+    assert len(media) > 0
+
+    # The producer reconnects to B and goes on.
+    pm2 = kp.put_media(b.endpoint, name, data, timecode_type="RELATIVE", expect_persisted=4)
+    assert pm2.status == 200, pm2.describe()
+    assert len(kp.events(pm2.acks, "PERSISTED")) == 4, pm2.describe()
+    after = [f["FragmentNumber"] for f in kp.list_all_fragments(b, name)]
+    assert set(acked) <= set(after) and len(after) >= len(acked) + 4, (acked, after)
+    # Numbers keep increasing across the move: both nodes number fragments from their own
+    # clocks, so this holds while the nodes' clocks agree (NTP) to better than the gap.
+    new = [a.number for a in kp.events(pm2.acks, "PERSISTED")]
+    assert min(int(n) for n in new) > max(int(n) for n in acked), (acked, new)
