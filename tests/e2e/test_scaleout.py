@@ -266,3 +266,51 @@ def test_node_killed_mid_ingest_loses_nothing_persisted(nodes, backends, tmp_pat
     # clocks, so this holds while the nodes' clocks agree (NTP) to better than the gap.
     new = [a.number for a in kp.events(pm2.acks, "PERSISTED")]
     assert min(int(n) for n in new) > max(int(n) for n in acked), (acked, new)
+
+
+def test_s3_down_gives_archival_error_acks_then_recovers(backends, tmp_path):
+    """With the S3 server gone, a node answers ERROR 5001 (ARCHIVAL_ERROR) acks and lists
+    nothing for those fragments (no silent loss, no PERSISTED); with S3 back it persists again.
+    Uses its own moto so the shared one stays up for the other tests."""
+    moto = ROOT / ".venv" / "bin" / "moto_server"
+    moto = str(moto) if moto.exists() else shutil.which("moto_server")
+    port = free_port()
+
+    def start_moto():
+        p = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_port(port, p, "moto_server")
+        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                     aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET
+                     ).create_bucket(Bucket=BUCKET)
+        return p
+
+    s3_proc = start_moto()
+    node = ServerProcess(tmp_path / "d", log_dir=tmp_path / "logs-d",
+                         extra_args=["--store", "s3", "--catalog", "postgres", "--no-turn",
+                                     "--postgres-url", backends["pg_url"], "--s3-bucket", BUCKET,
+                                     "--s3-endpoint-url", f"http://127.0.0.1:{port}"],
+                         env={"OPENKVS_S3_ACCESS_KEY_ID": S3_KEY,
+                              "OPENKVS_S3_SECRET_ACCESS_KEY": S3_SECRET})
+    try:
+        node.start()
+        name = unique("scale-s3down")
+        node.client().create_stream(StreamName=name, DataRetentionInHours=24)
+        data = (kp.SAMPLES / "ffmpeg_h264_aac.mkv").read_bytes()
+        s3_proc.kill()
+        s3_proc.wait()
+        pm = kp.put_media(node.endpoint, name, data, timecode_type="RELATIVE", max_wait=60)
+        errors = [a.error_id for a in kp.events(pm.acks, "ERROR")]
+        assert 5001 in errors, pm.describe()
+        assert not kp.events(pm.acks, "PERSISTED"), pm.describe()
+        assert kp.list_all_fragments(node, name) == []
+
+        s3_proc = start_moto()
+        pm = kp.put_media(node.endpoint, name, data, timecode_type="RELATIVE",
+                          expect_persisted=4, max_wait=60)
+        assert len(kp.events(pm.acks, "PERSISTED")) == 4, pm.describe()
+        assert len(kp.list_all_fragments(node, name)) == 4
+    finally:
+        node.kill()
+        s3_proc.kill()
+        s3_proc.wait()
