@@ -27,6 +27,8 @@ from e2e_support import ServerProcess, free_port, server_binary, unique
 
 ROOT = Path(__file__).resolve().parents[2]
 S3_KEY, S3_SECRET, BUCKET = "scaleout-key", "scaleout-secret", "openkvs-e2e"
+# One TURN REST secret for all nodes (a shared coturn verifies credentials from any node).
+TURN_SECRET, TURN_URI = "scaleout-turn-secret", "turn:127.0.0.1:3478?transport=udp"
 
 
 def _missing(what: str):
@@ -119,6 +121,7 @@ def nodes(backends, tmp_path_factory):
     config = base / "node-a.toml"
     config.write_text(
         'store = "s3"\ncatalog = "postgres"\nhub = "local"\nno_turn = true\n'
+        f'turn_secret = "{TURN_SECRET}"\nturn_uris = ["{TURN_URI}"]\n'
         f'public_url = "http://127.0.0.1:{port_b}"  # overridden by [node]\n'
         f'[node]\npublic_url = "http://127.0.0.1:{port_a}"\n'
         f'[postgres]\nurl = "{backends["pg_url"]}"\n'
@@ -129,7 +132,8 @@ def nodes(backends, tmp_path_factory):
     b = ServerProcess(base / "b", port=port_b, log_dir=base / "logs-b",
                       extra_args=["--store", "s3", "--catalog", "postgres", "--no-turn",
                                   "--postgres-url", backends["pg_url"],
-                                  "--s3-bucket", BUCKET, "--s3-endpoint-url", backends["s3_url"]],
+                                  "--s3-bucket", BUCKET, "--s3-endpoint-url", backends["s3_url"],
+                                  "--turn-secret", TURN_SECRET, "--turn-uri", TURN_URI],
                       env={"OPENKVS_S3_ACCESS_KEY_ID": S3_KEY,
                            "OPENKVS_S3_SECRET_ACCESS_KEY": S3_SECRET})
     a.start()
@@ -314,3 +318,26 @@ def test_s3_down_gives_archival_error_acks_then_recovers(backends, tmp_path):
         node.kill()
         s3_proc.kill()
         s3_proc.wait()
+
+
+def test_turn_credentials_from_any_node_verify_with_the_shared_secret(nodes):
+    """GetIceServerConfig on either node, for a channel created on A, hands out coturn REST
+    credentials (password = base64(HMAC-SHA1(secret, username))) under the one shared secret."""
+    import base64
+    import hashlib
+    import hmac
+    from e2e_support import REGION, ROOT_ACCESS_KEY, ROOT_SECRET_KEY
+    a, b = nodes
+    arn = a.client().create_signaling_channel(ChannelName=unique("scale-ice"))["ChannelARN"]
+    for node in (a, b):
+        eps = node.client().get_signaling_channel_endpoint(
+            ChannelARN=arn, SingleMasterChannelEndpointConfiguration={
+                "Protocols": ["HTTPS"], "Role": "VIEWER"})["ResourceEndpointList"]
+        sig = boto3.client("kinesis-video-signaling", endpoint_url=eps[0]["ResourceEndpoint"],
+                           region_name=REGION, aws_access_key_id=ROOT_ACCESS_KEY,
+                           aws_secret_access_key=ROOT_SECRET_KEY)
+        [server] = sig.get_ice_server_config(ChannelARN=arn, ClientId="v1")["IceServerList"]
+        assert server["Uris"] == [TURN_URI]
+        want = base64.b64encode(hmac.new(TURN_SECRET.encode(), server["Username"].encode(),
+                                         hashlib.sha1).digest()).decode()
+        assert server["Password"] == want, (node.endpoint, server)
