@@ -34,6 +34,11 @@ APT_PACKAGES=(
   # tests/node/playback.test.mjs; playwright-core drives /usr/bin/chromium, no browser download)
   chromium
 )
+# PostgreSQL for the scale-out tests (crates/store/tests, tests/e2e/test_scaleout.py start their
+# own server with initdb/pg_ctl); Debian's only if no initdb is installed (the CI image has one).
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  APT_PACKAGES+=(postgresql)
+fi
 # Node runs the KVS WebRTC JS SDK signaling tests (tests/node); Debian's only if none is installed.
 if ! command -v node >/dev/null 2>&1; then
   APT_PACKAGES+=(nodejs npm)
@@ -163,22 +168,22 @@ install_venv() {
   local stamp="$VENV/.openkvs-tests-requirements.sha256" want
   want="$(sha256sum tests/requirements.txt | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] &&
-    "$VENV/bin/python" -c 'import boto3, pytest, requests, awscli' >/dev/null 2>&1; then
+    "$VENV/bin/python" -c 'import boto3, pytest, requests, awscli, moto' >/dev/null 2>&1; then
     echo "pip: tests/requirements.txt unchanged, nothing to install"
     return 0
   fi
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/requirements.txt
   echo "$want" >"$stamp"
   "$VENV/bin/python" -m pip list --disable-pip-version-check 2>/dev/null |
-    grep -iE '^(boto3|botocore|awscli|pytest|requests) ' || true
+    grep -iE '^(boto3|botocore|awscli|pytest|requests|moto) ' || true
 }
 
 rust_tests() {
   if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast --no-tests=warn
+    cargo nextest run --workspace --all-features --no-fail-fast --no-tests=warn
   else
     echo "cargo-nextest not found; falling back to cargo test"
-    cargo test --workspace --no-fail-fast
+    cargo test --workspace --all-features --no-fail-fast
   fi
 }
 
@@ -251,9 +256,14 @@ fi
 # installed even with OPENKVS_SKIP_INSTALL=1.
 phase npm-web install_web || true
 
-phase build cargo build --workspace --all-targets || finish
+# --all-features: the scale-out backends (openkvs-store `postgres`, `s3`; openkvs-server the
+# same) are built, linted and tested against real PostgreSQL and moto servers, which the tests
+# start themselves; OPENKVS_REQUIRE_SCALEOUT=1 turns a missing server binary into a failure
+# instead of a skip.
+export OPENKVS_REQUIRE_SCALEOUT=1
+phase build cargo build --workspace --all-targets --all-features || finish
 phase fmt cargo fmt --all -- --check || true
-phase clippy cargo clippy --workspace --all-targets -- -D warnings || true
+phase clippy cargo clippy --workspace --all-targets --all-features -- -D warnings || true
 phase layering layering_check || true
 phase fuzz-build fuzz_build || true
 phase cargo-test rust_tests || true

@@ -98,6 +98,36 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// Where fragment media goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StoreKind {
+    /// Segment files in the data directory (embedded default).
+    Local,
+    /// An S3 bucket; the fragment index in PostgreSQL (needs the `s3` build feature).
+    S3,
+}
+
+/// Where streams, channels and tags are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CatalogKind {
+    /// `catalog.db` in the data directory (embedded default).
+    Sqlite,
+    /// A PostgreSQL database shared by all nodes (needs the `postgres` build feature).
+    Postgres,
+}
+
+/// How signaling reaches clients connected to other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum HubKind {
+    /// In-process only: a master and its viewers must use the same node (embedded default).
+    Local,
+    /// Redis pub/sub between nodes. Not implemented yet: selecting it is an error.
+    Redis,
+}
+
 /// Options of `openkvs serve`. Precedence: command line, then `OPENKVS_*` environment
 /// variables, then the `--config` file, then defaults.
 #[derive(Debug, Args)]
@@ -244,6 +274,62 @@ pub(crate) struct ServeArgs {
     #[arg(long = "header-read-timeout", env = "OPENKVS_HEADER_READ_TIMEOUT", value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_read_timeout_secs: Option<u64>,
+
+    /// Media store (config key `store`). [default: local]
+    #[arg(long, env = "OPENKVS_STORE", value_enum)]
+    pub store: Option<StoreKind>,
+
+    /// Catalog (config key `catalog`). [default: sqlite]
+    #[arg(long, env = "OPENKVS_CATALOG", value_enum)]
+    pub catalog: Option<CatalogKind>,
+
+    /// Signaling hub (config key `hub`). [default: local]
+    #[arg(long, env = "OPENKVS_HUB", value_enum)]
+    pub hub: Option<HubKind>,
+
+    /// PostgreSQL URL for `catalog = "postgres"` and `store = "s3"`, e.g.
+    /// `postgres://openkvs:PASSWORD@db:5432/openkvs` (config `[postgres] url`).
+    #[arg(
+        long,
+        env = "OPENKVS_POSTGRES_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub postgres_url: Option<String>,
+
+    /// S3 bucket for `store = "s3"` (config `[s3] bucket`).
+    #[arg(long, env = "OPENKVS_S3_BUCKET", value_name = "NAME")]
+    pub s3_bucket: Option<String>,
+
+    /// S3 endpoint URL, for S3-compatible servers (config `[s3] endpoint_url`). Default: AWS.
+    #[arg(long, env = "OPENKVS_S3_ENDPOINT_URL", value_name = "URL")]
+    pub s3_endpoint_url: Option<String>,
+
+    /// S3 signing region (config `[s3] region`). [default: us-east-1]
+    #[arg(long, env = "OPENKVS_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+
+    /// S3 access key id (config `[s3] access_key_id`).
+    #[arg(long, env = "OPENKVS_S3_ACCESS_KEY_ID", value_name = "ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// S3 secret access key (config `[s3] secret_access_key`).
+    #[arg(
+        long,
+        env = "OPENKVS_S3_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Redis URL for `hub = "redis"` (config `[redis] url`).
+    #[arg(
+        long,
+        env = "OPENKVS_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

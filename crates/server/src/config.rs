@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
-use crate::cli::{LogFormat, ServeArgs};
+use crate::cli::{CatalogKind, HubKind, LogFormat, ServeArgs, StoreKind};
 
 /// The TOML config file. Unknown keys are an error, so typos do not pass silently.
 #[derive(Debug, Default, Deserialize)]
@@ -33,6 +33,86 @@ struct FileConfig {
     web_dir: Option<PathBuf>,
     demo: Option<bool>,
     header_read_timeout: Option<u64>,
+    store: Option<StoreKind>,
+    catalog: Option<CatalogKind>,
+    hub: Option<HubKind>,
+    #[serde(default)]
+    node: NodeFile,
+    #[serde(default)]
+    postgres: PostgresFile,
+    #[serde(default)]
+    s3: S3File,
+    #[serde(default)]
+    redis: RedisFile,
+}
+
+/// `[node]`: what differs between the nodes of one deployment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeFile {
+    /// This node's URL, or the load balancer's, handed out by GetDataEndpoint; overrides the
+    /// top-level `public_url`.
+    public_url: Option<String>,
+}
+
+/// `[postgres]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostgresFile {
+    url: Option<String>,
+}
+
+/// `[s3]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct S3File {
+    bucket: Option<String>,
+    endpoint_url: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+}
+
+/// `[redis]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisFile {
+    url: Option<String>,
+}
+
+/// Where the S3 store's objects go.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "s3"), allow(dead_code))] // read only by the `s3` wiring
+pub(crate) struct S3Settings {
+    pub bucket: String,
+    pub endpoint_url: Option<String>,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The selected backends, validated: every URL a backend needs is present, and a backend this
+/// binary was built without is an error here, before anything starts.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "s3"), allow(dead_code))] // URLs read only by the scale-out wiring
+pub(crate) struct Backends {
+    pub store: StoreKind,
+    pub catalog: CatalogKind,
+    /// For `catalog = "postgres"` or `store = "s3"`.
+    pub postgres_url: Option<String>,
+    /// For `store = "s3"`.
+    pub s3: Option<S3Settings>,
 }
 
 /// Resolved settings.
@@ -67,6 +147,8 @@ pub(crate) struct ServeConfig {
     pub web_dir: PathBuf,
     /// `--demo`: run the simulated bike-stand camera.
     pub demo: bool,
+    /// Media store, catalog and their connections.
+    pub backends: Backends,
 }
 
 impl ServeConfig {
@@ -98,7 +180,7 @@ impl ServeConfig {
         if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
             bail!("--account-id {account_id:?} must be 12 digits");
         }
-        let public_url = a.public_url.or(file.public_url);
+        let public_url = a.public_url.or(file.node.public_url).or(file.public_url);
         if let Some(u) = &public_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
@@ -168,7 +250,22 @@ impl ServeConfig {
                 "--max-clip-fragments and --max-clip-bytes must be at least 1 (leave them unset for no cap)"
             );
         }
+        let backends = resolve_backends(
+            a.store.or(file.store).unwrap_or(StoreKind::Local),
+            a.catalog.or(file.catalog).unwrap_or(CatalogKind::Sqlite),
+            a.hub.or(file.hub).unwrap_or(HubKind::Local),
+            a.postgres_url.or(file.postgres.url),
+            S3File {
+                bucket: a.s3_bucket.or(file.s3.bucket),
+                endpoint_url: a.s3_endpoint_url.or(file.s3.endpoint_url),
+                region: a.s3_region.or(file.s3.region),
+                access_key_id: a.s3_access_key_id.or(file.s3.access_key_id),
+                secret_access_key: a.s3_secret_access_key.or(file.s3.secret_access_key),
+            },
+            a.redis_url.or(file.redis.url).as_deref(),
+        )?;
         Ok(Self {
+            backends,
             clip_cap,
             web_dir: a.web_dir.or(file.web_dir).unwrap_or_else(|| "web".into()),
             demo: a.demo || file.demo.unwrap_or(false),
@@ -198,5 +295,175 @@ impl ServeConfig {
                     .unwrap_or(30),
             ),
         })
+    }
+}
+
+fn resolve_backends(
+    store: StoreKind,
+    catalog: CatalogKind,
+    hub: HubKind,
+    postgres_url: Option<String>,
+    s3: S3File,
+    redis_url: Option<&str>,
+) -> anyhow::Result<Backends> {
+    match hub {
+        HubKind::Local => {}
+        HubKind::Redis => bail!(
+            "hub = \"redis\" is not implemented yet (signaling between nodes through Redis, issue 7); \
+             use hub = \"local\": a master and its viewers must then connect to the same node{}",
+            if redis_url.is_some() {
+                " (the Redis URL is ignored)"
+            } else {
+                ""
+            }
+        ),
+    }
+    if store == StoreKind::S3 && !cfg!(feature = "s3") {
+        bail!(
+            "store = \"s3\" needs an openkvs built with the `s3` cargo feature (cargo build -p openkvs-server --features s3)"
+        );
+    }
+    if catalog == CatalogKind::Postgres && !cfg!(feature = "postgres") {
+        bail!(
+            "catalog = \"postgres\" needs an openkvs built with the `postgres` cargo feature (cargo build -p openkvs-server --features postgres)"
+        );
+    }
+    let needs_pg = catalog == CatalogKind::Postgres || store == StoreKind::S3;
+    let postgres_url = match (needs_pg, postgres_url) {
+        (true, None) => bail!(
+            "catalog = \"postgres\" and store = \"s3\" need a PostgreSQL URL: [postgres] url, --postgres-url or OPENKVS_POSTGRES_URL"
+        ),
+        (true, Some(u)) if u.is_empty() => bail!("the PostgreSQL URL must not be empty"),
+        (true, url) => url,
+        (false, _) => None,
+    };
+    let s3 = if store == StoreKind::S3 {
+        let need = |v: Option<String>, key: &str, flag: &str| {
+            v.filter(|s| !s.is_empty())
+                .with_context(|| format!("store = \"s3\" needs [s3] {key} (or {flag})"))
+        };
+        let endpoint_url = s3.endpoint_url.filter(|u| !u.is_empty());
+        if let Some(u) = &endpoint_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            bail!("the S3 endpoint URL {u:?} must start with http:// or https://");
+        }
+        Some(S3Settings {
+            bucket: need(s3.bucket, "bucket", "--s3-bucket")?,
+            endpoint_url,
+            region: s3.region.unwrap_or_else(|| "us-east-1".into()),
+            access_key_id: need(s3.access_key_id, "access_key_id", "--s3-access-key-id")?,
+            secret_access_key: need(
+                s3.secret_access_key,
+                "secret_access_key",
+                "--s3-secret-access-key",
+            )?,
+        })
+    } else {
+        None
+    };
+    if store == StoreKind::Local && catalog == CatalogKind::Postgres {
+        tracing::warn!(
+            "catalog = \"postgres\" with store = \"local\": fragments stay on this node; use store = \"s3\" to run several nodes"
+        );
+    }
+    Ok(Backends {
+        store,
+        catalog,
+        postgres_url,
+        s3,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> anyhow::Result<ServeConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("openkvs.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from([
+            "openkvs".as_ref(),
+            "serve".as_ref(),
+            "--config".as_ref(),
+            path.as_os_str(),
+        ])
+        .unwrap();
+        let crate::cli::Command::Serve(args) = cli.command else {
+            unreachable!("parsed a serve command line")
+        };
+        ServeConfig::resolve(*args)
+    }
+
+    #[test]
+    fn default_is_embedded() {
+        let c = parse("").unwrap();
+        assert_eq!(c.backends.store, StoreKind::Local);
+        assert_eq!(c.backends.catalog, CatalogKind::Sqlite);
+        assert!(c.backends.postgres_url.is_none() && c.backends.s3.is_none());
+    }
+
+    #[test]
+    fn backend_errors() {
+        let cases: &[(&str, &str)] = &[
+            ("hub = \"redis\"\n", "not implemented yet"),
+            (
+                "hub = \"redis\"\n[redis]\nurl = \"redis://r:6379\"\n",
+                "not implemented yet",
+            ),
+            ("hub = \"zookeeper\"\n", "parsing config file"),
+            ("[s3]\nbuckit = \"x\"\n", "parsing config file"),
+        ];
+        for (text, want) in cases {
+            let err = format!("{:#}", parse(text).unwrap_err());
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[cfg(all(feature = "s3", feature = "postgres"))]
+    #[test]
+    fn scaleout_settings() {
+        let c = parse(
+            "store = \"s3\"\ncatalog = \"postgres\"\npublic_url = \"http://lb:8080\"\n\
+             [node]\npublic_url = \"http://node-a:8080\"\n\
+             [postgres]\nurl = \"postgres://u@db/openkvs\"\n\
+             [s3]\nbucket = \"media\"\nendpoint_url = \"http://s3:9000\"\naccess_key_id = \"AK\"\nsecret_access_key = \"SK\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("http://node-a:8080"));
+        assert_eq!(c.backends.store, StoreKind::S3);
+        assert_eq!(c.backends.catalog, CatalogKind::Postgres);
+        assert_eq!(
+            c.backends.postgres_url.as_deref(),
+            Some("postgres://u@db/openkvs")
+        );
+        let s3 = c.backends.s3.unwrap();
+        assert_eq!(
+            (s3.bucket.as_str(), s3.region.as_str()),
+            ("media", "us-east-1")
+        );
+        assert_eq!(s3.endpoint_url.as_deref(), Some("http://s3:9000"));
+        for (text, want) in [
+            (
+                "store = \"s3\"\n[postgres]\nurl = \"postgres://db\"\n",
+                "[s3] bucket",
+            ),
+            ("catalog = \"postgres\"\n", "PostgreSQL URL"),
+            (
+                "store = \"s3\"\n[postgres]\nurl = \"postgres://db\"\n[s3]\nbucket = \"b\"\naccess_key_id = \"a\"\n",
+                "secret_access_key",
+            ),
+        ] {
+            let err = format!("{:#}", parse(text).unwrap_err());
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[cfg(not(feature = "s3"))]
+    #[test]
+    fn s3_needs_the_feature() {
+        let err = format!("{:#}", parse("store = \"s3\"\n").unwrap_err());
+        assert!(err.contains("`s3` cargo feature"), "{err}");
     }
 }

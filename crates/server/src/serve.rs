@@ -81,12 +81,67 @@ fn http1_options(
         .header_read_timeout(header_read_timeout);
 }
 
+type Backends = (Arc<dyn store::Catalog>, Arc<dyn store::FragmentStore>);
+
+/// Opens the configured catalog and media store. `config.rs` has already refused a backend this
+/// binary was built without, so the `cfg` branches below are unreachable in practice.
+async fn open_backends(cfg: &ServeConfig) -> anyhow::Result<Backends> {
+    use crate::cli::{CatalogKind, StoreKind};
+    let b = &cfg.backends;
+    #[cfg(feature = "postgres")]
+    let pg = match &b.postgres_url {
+        Some(url) => Some(
+            store::PgPool::connect(url, &store::PgOptions::default())
+                .await
+                .context("connecting to PostgreSQL and applying migrations")?,
+        ),
+        None => None,
+    };
+    let catalog: Arc<dyn store::Catalog> = match b.catalog {
+        CatalogKind::Sqlite => Arc::new(
+            store::SqliteCatalog::open(&cfg.data_dir)
+                .with_context(|| format!("opening the catalog in {}", cfg.data_dir.display()))?,
+        ),
+        #[cfg(feature = "postgres")]
+        CatalogKind::Postgres => Arc::new(store::PostgresCatalog::new(
+            pg.clone()
+                .context("catalog = postgres without a PostgreSQL URL")?,
+        )),
+        #[cfg(not(feature = "postgres"))]
+        CatalogKind::Postgres => anyhow::bail!("built without the `postgres` feature"),
+    };
+    let fragments: Arc<dyn store::FragmentStore> = match b.store {
+        StoreKind::Local => Arc::new(store::LocalFragmentStore::open(&cfg.data_dir).with_context(
+            || format!("opening the fragment store in {}", cfg.data_dir.display()),
+        )?),
+        #[cfg(feature = "s3")]
+        StoreKind::S3 => {
+            let s = b.s3.as_ref().context("store = s3 without [s3] settings")?;
+            let mut options = store::S3Options::new(
+                s.bucket.clone(),
+                s.endpoint_url.clone(),
+                s.access_key_id.clone(),
+                s.secret_access_key.clone(),
+            );
+            options.region = s.region.clone();
+            Arc::new(
+                store::S3FragmentStore::open(
+                    pg.clone().context("store = s3 without a PostgreSQL URL")?,
+                    &options,
+                )
+                .await
+                .with_context(|| format!("opening S3 bucket {}", s.bucket))?,
+            )
+        }
+        #[cfg(not(feature = "s3"))]
+        StoreKind::S3 => anyhow::bail!("built without the `s3` feature"),
+    };
+    Ok((catalog, fragments))
+}
+
 pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     create_private_dir(&cfg.data_dir)?;
-    let catalog = store::SqliteCatalog::open(&cfg.data_dir)
-        .with_context(|| format!("opening the catalog in {}", cfg.data_dir.display()))?;
-    let fragments = store::LocalFragmentStore::open(&cfg.data_dir)
-        .with_context(|| format!("opening the fragment store in {}", cfg.data_dir.display()))?;
+    let (catalog, fragments) = open_backends(&cfg).await?;
     let token_key = credentials::load_or_generate_token_key(&cfg.data_dir)?;
     let turn_secret = cfg
         .turn_secret
@@ -173,7 +228,7 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         }),
         web_dir: Some(cfg.web_dir.clone()),
     };
-    let state = api::AppState::new(Arc::new(catalog), Arc::new(fragments), api_cfg, auth);
+    let state = api::AppState::new(catalog, fragments, api_cfg, auth);
     tokio::spawn(api::retention::run(state.clone()));
     let app = api::app(state.clone());
 
@@ -188,6 +243,11 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         cfg.data_dir.display(),
         cfg.region,
         cfg.account_id
+    )?;
+    writeln!(
+        stdout,
+        "  store: {:?}   catalog: {:?}   signaling hub: local",
+        cfg.backends.store, cfg.backends.catalog
     )?;
     if generated {
         let path = cfg.data_dir.join(credentials::ROOT_CREDENTIALS_FILE);

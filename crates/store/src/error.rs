@@ -180,6 +180,36 @@ pub enum Error {
     /// The fragment writer thread is gone (it panicked, or the store is shutting down).
     #[error("the fragment writer thread is not running")]
     WriterGone,
+    /// A PostgreSQL statement failed (catalog or fragment index).
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL error while trying to {op}")]
+    Postgres {
+        /// What the store was doing.
+        op: &'static str,
+        /// The cause.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// No PostgreSQL connection could be had in time (server down or pool exhausted).
+    #[cfg(feature = "postgres")]
+    #[error("no PostgreSQL connection available")]
+    PgPool {
+        /// The cause.
+        #[source]
+        source: deadpool_postgres::PoolError,
+    },
+    /// An S3 request failed (unreachable, refused, or an error status).
+    #[cfg(feature = "s3")]
+    #[error("S3 request failed while trying to {op} {key}")]
+    S3 {
+        /// What the store was doing, e.g. `put object`.
+        op: &'static str,
+        /// The object key or prefix.
+        key: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl Error {
@@ -211,6 +241,16 @@ impl Error {
             | Self::StreamDirTaken { .. }
             | Self::WriterGone => ErrorKind::Internal,
             Self::Persist { source, .. } => source.kind(),
+            // No SQLSTATE: the connection failed or closed, which a retry (or a restarted
+            // server) gets past. A SQLSTATE is a statement the server refused: a bug here.
+            #[cfg(feature = "postgres")]
+            Self::Postgres { source, .. } if source.code().is_none() => ErrorKind::Unavailable,
+            #[cfg(feature = "postgres")]
+            Self::Postgres { .. } => ErrorKind::Internal,
+            #[cfg(feature = "postgres")]
+            Self::PgPool { .. } => ErrorKind::Unavailable,
+            #[cfg(feature = "s3")]
+            Self::S3 { .. } => ErrorKind::Unavailable,
         }
     }
 }

@@ -8,9 +8,15 @@
 //!   writer thread group-commits concurrent `persist` calls: media `fdatasync`ed first, then all
 //!   index rows in one SQLite transaction. Design, schema and encodings: `crates/store/DESIGN.md`.
 //!
-//! Both traits are async and object-safe so PostgreSQL (+ S3) implementations can sit beside
-//! them and pass the same conformance tests (`tests/catalog_conformance.rs`,
-//! `tests/fragment_conformance.rs`).
+//! Scale-out, behind cargo features, for several stateless nodes:
+//! - `postgres`: `PostgresCatalog` on a `PgPool` (tokio-postgres + deadpool, migrations at
+//!   connect).
+//! - `s3` (implies `postgres`): `S3FragmentStore`, one S3 object per fragment and the fragment
+//!   index in the same PostgreSQL database.
+//!
+//! Both traits are async and object-safe; every implementation passes the same conformance tests
+//! (`tests/catalog_conformance.rs`, `tests/fragment_conformance.rs`), the scale-out ones against
+//! real PostgreSQL and S3-compatible servers that the tests start.
 //!
 //! What this crate does not do: validate request members (the API layer does, with
 //! `openkvs-core`), read the clock (callers pass `created_ms`, `server_ms`, retention cut-offs),
@@ -23,6 +29,13 @@ mod error;
 mod fragment;
 mod frame_table;
 mod local;
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(feature = "postgres")]
+#[allow(clippy::too_many_arguments)] // `list`, as in sqlite.rs
+mod pg_catalog;
+#[cfg(feature = "s3")]
+mod s3;
 // `sqlite::list` takes 8 arguments, which clippy flags; the catalog code is outside the fragment
 // store change. TODO(#catalog-cleanup): pass a query struct there and drop this allow.
 #[allow(clippy::too_many_arguments)]
@@ -38,4 +51,10 @@ pub use local::{
     BadFragment, FragmentProblem, FsckReport, LocalFragmentOptions, LocalFragmentStore, OrphanTail,
     RecoveryReport, WriterStats,
 };
+#[cfg(feature = "postgres")]
+pub use pg::{PgOptions, PgPool};
+#[cfg(feature = "postgres")]
+pub use pg_catalog::PostgresCatalog;
+#[cfg(feature = "s3")]
+pub use s3::{S3FragmentStore, S3Options};
 pub use sqlite::SqliteCatalog;

@@ -24,6 +24,8 @@ use kvs_core::FragmentNumber;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+#[cfg(feature = "s3")]
+pub(crate) use layout::stream_dir_name;
 pub use recovery::{BadFragment, FragmentProblem, FsckReport, OrphanTail, RecoveryReport};
 
 use crate::fragment::{FragmentMeta, FragmentStore, FrameEntry, NewFragment, RangeQuery, TrackSet};

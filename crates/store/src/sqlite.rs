@@ -55,7 +55,7 @@ pub struct SqliteCatalog {
     conn: Arc<Mutex<Connection>>,
 }
 
-fn new_version() -> String {
+pub(crate) fn new_version() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     (0..20)

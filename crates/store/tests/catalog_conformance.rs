@@ -193,3 +193,41 @@ async fn sqlite_file_survives_reopen() {
     assert!(cat.stream(&Selector::Name("cam_2".into())).await.is_ok());
     assert!(cat.stream(&Selector::Name("race".into())).await.is_ok());
 }
+
+#[cfg(feature = "postgres")]
+#[path = "common/scaleout.rs"]
+mod scaleout;
+
+/// The same suite on PostgreSQL (a real server started by the test), then a second pool as a
+/// second node or a restart would open it.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_conformance_and_reopen() {
+    use openkvs_store::{PgOptions, PgPool, PostgresCatalog};
+    let Some(pg) = scaleout::Postgres::start_new() else {
+        return;
+    };
+    let pool = PgPool::connect(&pg.url(), &PgOptions::default())
+        .await
+        .unwrap();
+    conformance(Arc::new(PostgresCatalog::new(pool))).await;
+    let pool = PgPool::connect(&pg.url(), &PgOptions::default())
+        .await
+        .unwrap();
+    let cat = PostgresCatalog::new(pool);
+    assert!(cat.stream(&Selector::Name("cam_2".into())).await.is_ok());
+    assert!(cat.stream(&Selector::Name("race".into())).await.is_ok());
+    // Bytewise name order whatever the database collation: '_' (0x5f) sorts after 'X' (0x58).
+    let names: Vec<String> = cat
+        .list_streams(Some("cam"), None, 10)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert!(names.iter().any(|n| n == "camX"), "{names:?}");
+}

@@ -330,12 +330,12 @@ async fn live_visibility(t: &Target, stream: &str, n: usize) -> anyhow::Result<V
     let p2 = Arc::clone(&persisted);
     let reader = tokio::spawn(async move {
         while let Ok(Some(a)) = acks.next().await {
-            if a["EventType"] == "PERSISTED" {
-                if let Some(num) = a["FragmentNumber"].as_str() {
-                    p2.lock()
-                        .expect("mutex")
-                        .insert(num.to_owned(), Instant::now());
-                }
+            if a["EventType"] == "PERSISTED"
+                && let Some(num) = a["FragmentNumber"].as_str()
+            {
+                p2.lock()
+                    .expect("mutex")
+                    .insert(num.to_owned(), Instant::now());
             }
         }
     });
