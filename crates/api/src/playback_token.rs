@@ -124,7 +124,7 @@ fn to_wire(c: &Claims) -> Wire {
     )
 }
 
-fn from_wire(w: Wire) -> Claims {
+fn from_wire(w: &Wire) -> Claims {
     Claims {
         kind: decode_enum(&w.0),
         arn: match w.1.strip_prefix('=') {
@@ -179,7 +179,7 @@ pub(crate) fn open(key: &[u8], token: &str, now_secs: i64) -> ApiResult<Claims> 
     if !bool::from(mac(key, &json).ct_eq(&sig)) {
         return Err(bad());
     }
-    let claims = from_wire(serde_json::from_slice::<Wire>(&json).map_err(|_| bad())?);
+    let claims = from_wire(&serde_json::from_slice::<Wire>(&json).map_err(|_| bad())?);
     if claims.exp <= now_secs {
         return Err(ApiError::new(
             ErrorKind::ExpiredToken,

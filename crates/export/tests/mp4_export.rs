@@ -234,6 +234,7 @@ fn codec_errors() {
 /// `cargo test --release -p openkvs-export --test mp4_export -- --ignored --nocapture plan_time`.
 #[test]
 #[ignore = "timing; run by hand in release"]
+#[allow(clippy::disallowed_methods)] // a timing is the point of this test
 fn plan_time_of_an_hour() {
     let (set, frags, _) = stored("ffmpeg_h264_aac");
     let span = frags.last().unwrap().0.cluster_timecode + 1000 - frags[0].0.cluster_timecode;
