@@ -8,11 +8,13 @@
 #![deny(missing_docs)]
 
 mod arn;
+mod calendar;
 mod error;
 mod fragment;
 mod name;
 
 pub use arn::{Arn, ArnError, ResourceKind};
+pub use calendar::civil_from_days;
 pub use error::ErrorKind;
 pub use fragment::{FragmentNumber, FragmentNumberError};
 pub use name::{ChannelName, ClientId, NameError, StreamName, is_valid_version};

@@ -128,21 +128,6 @@ fn number_from(bytes: &[u8]) -> Option<FragmentNumber> {
     Some(FragmentNumber(u128::from_be_bytes(bytes.try_into().ok()?)))
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// `streams/<name>.<created_ms>`: the key prefix of a stream's objects (the stream's media
 /// directory name of the local store, so one incarnation of a name never reuses another's keys).
 fn stream_prefix(stream_arn: &str) -> Result<String> {
@@ -152,7 +137,7 @@ fn stream_prefix(stream_arn: &str) -> Result<String> {
 /// `<prefix>/<YYYY>/<MM>/<DD>/<HH>/<number>`, the hour of `server_ms` in UTC (Firehose style).
 fn object_key(prefix: &str, server_ms: i64, number: FragmentNumber) -> String {
     let secs = server_ms.div_euclid(1000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let (y, m, d) = kvs_core::civil_from_days(secs.div_euclid(86_400));
     let h = secs.rem_euclid(86_400) / 3600;
     format!("{prefix}/{y:04}/{m:02}/{d:02}/{h:02}/{number}")
 }
