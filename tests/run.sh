@@ -33,6 +33,8 @@ APT_PACKAGES=(
   # headless browser for hls.js / dash.js playback (tests/e2e/test_playback_browser.py,
   # tests/node/playback.test.mjs; playwright-core drives /usr/bin/chromium, no browser download)
   chromium
+  # signaling between nodes (hub = "redis"): tests/e2e/test_scaleout_signaling.py starts its own
+  redis-server
 )
 # PostgreSQL for the scale-out tests (crates/store/tests, tests/e2e/test_scaleout.py start their
 # own server with initdb/pg_ctl); Debian's only if no initdb is installed (the CI image has one).

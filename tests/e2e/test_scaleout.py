@@ -216,12 +216,18 @@ def test_get_data_endpoint_is_the_node_url(nodes):
         "DataEndpoint"] == a.endpoint
 
 
-def test_redis_hub_is_refused_clearly(tmp_path):
-    p = subprocess.run([str(server_binary()), "serve", "--listen", "127.0.0.1:0", "--data-dir",
-                        str(tmp_path / "d"), "--no-turn", "--hub", "redis"],
-                       capture_output=True, text=True, timeout=30)
+def test_redis_hub_errors_are_clear(tmp_path):
+    """`hub = "redis"` without a URL, or with Redis not listening, stops at startup with a
+    message that says what to do (the working hub is tests/e2e/test_scaleout_signaling.py)."""
+    base = [str(server_binary()), "serve", "--listen", "127.0.0.1:0", "--data-dir",
+            str(tmp_path / "d"), "--no-turn", "--hub", "redis"]
+    p = subprocess.run(base, capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
-    assert "not implemented yet" in p.stderr, p.stderr
+    assert "needs a Redis URL" in p.stderr, p.stderr
+    p = subprocess.run(base + ["--redis-url", f"redis://127.0.0.1:{free_port()}"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert "is Redis running" in p.stderr, p.stderr
 
 
 def test_node_killed_mid_ingest_loses_nothing_persisted(nodes, backends, tmp_path):

@@ -20,8 +20,13 @@
 //!
 //! Limits: the message TTL is read from the catalog when the channel task starts; an
 //! `UpdateSignalingChannel` takes effect once the channel has been idle (no connections, no
-//! retained messages). Single server only (no cross-node fan-out).
+//! retained messages).
+//!
+//! Several nodes (`hub = "redis"`, feature `redis`): the [`cluster`] module gives each channel
+//! one owner node that runs its task; connections on other nodes are relayed to it through
+//! Redis pub/sub, so the state machine and its ordering/TTL rules stay exactly as here.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,6 +49,9 @@ use tokio::time::Instant;
 use crate::error::{ApiError, ApiResult};
 use crate::validate as v;
 use crate::{AppState, RequestCtx};
+
+#[cfg(feature = "redis")]
+pub mod cluster;
 
 /// Commands queued per channel task; a full queue makes connects answer 503.
 const CHANNEL_QUEUE: usize = 1024;
@@ -83,7 +91,10 @@ enum Cmd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ConnOut {
     Text(String),
-    Close { code: u16, reason: &'static str },
+    Close {
+        code: u16,
+        reason: Cow<'static, str>,
+    },
 }
 
 struct Entry {
@@ -97,6 +108,9 @@ pub struct Hub {
     base: signaling::Config,
     next_id: AtomicU64,
     channels: Mutex<HashMap<String, Entry>>,
+    /// Set once by [`Hub::attach_redis`]: channels are then shared with other nodes.
+    #[cfg(feature = "redis")]
+    cluster: std::sync::OnceLock<Arc<cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -130,6 +144,8 @@ impl Hub {
             base,
             next_id: AtomicU64::new(1),
             channels: Mutex::new(HashMap::new()),
+            #[cfg(feature = "redis")]
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -190,15 +206,36 @@ impl Hub {
         ))
     }
 
-    /// Asks the channel task to accept a connection; `Err` is the HTTP refusal.
+    /// Asks the channel task to accept a connection; `Err` is the HTTP refusal. With a Redis
+    /// cluster attached, the channel may live on another node; the connection is then relayed.
     pub(crate) async fn connect(
         self: &Arc<Self>,
         arn: &str,
         message_ttl: Duration,
         role: Role,
     ) -> ApiResult<Connection> {
-        let conn = ConnId(self.next_id());
+        #[cfg(feature = "redis")]
+        if let Some(cl) = self.cluster.get() {
+            return cl.connect(self, arn, message_ttl, role).await;
+        }
         let (out, rx) = mpsc::channel(CONN_QUEUE);
+        let pending = self.start_connect(arn, message_ttl, role, out)?;
+        let tx = pending.tx.clone();
+        let conn = pending.conn;
+        pending.finish(arn).await?;
+        Ok(Connection { conn, tx, rx })
+    }
+
+    /// Enqueues a connect on this node's task for `arn` (started if needed). Synchronous, so a
+    /// caller holding a lock knows the task exists when it returns.
+    fn start_connect(
+        self: &Arc<Self>,
+        arn: &str,
+        message_ttl: Duration,
+        role: Role,
+        out: mpsc::Sender<ConnOut>,
+    ) -> ApiResult<PendingConnect> {
+        let conn = ConnId(self.next_id());
         let (reply, answer) = oneshot::channel();
         let tx = self.send(
             arn,
@@ -210,16 +247,38 @@ impl Hub {
                 reply,
             },
         )?;
-        match answer.await {
-            Ok(Ok(())) => Ok(Connection { conn, tx, rx }),
-            Ok(Err(e)) => {
-                let kind = e.kind();
-                Err(ApiError::new(kind, e.to_string()).with_source(e))
-            }
-            Err(_) => Err(ApiError::new(
-                ErrorKind::Unavailable,
-                format!("signaling channel {arn} stopped"),
-            )),
+        Ok(PendingConnect { conn, tx, answer })
+    }
+
+    /// Whether a channel task for `arn` runs on this node.
+    #[cfg(feature = "redis")]
+    fn has_task(&self, arn: &str) -> bool {
+        self.channels.lock().is_ok_and(|m| m.contains_key(arn))
+    }
+
+    /// The ARNs of the channel tasks running on this node.
+    #[cfg(feature = "redis")]
+    fn task_arns(&self) -> Vec<String> {
+        self.channels
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Enqueues `cmd` for a running channel task (none: dropped).
+    #[cfg(feature = "redis")]
+    fn send_existing(&self, arn: &str, cmd: Cmd) {
+        let tx = self
+            .channels
+            .lock()
+            .ok()
+            .and_then(|m| m.get(arn).map(|e| e.tx.clone()));
+        if let Some(tx) = tx
+            && let Err(mpsc::error::TrySendError::Full(cmd)) = tx.try_send(cmd)
+        {
+            tokio::spawn(async move {
+                let _ = tx.send(cmd).await;
+            });
         }
     }
 
@@ -233,6 +292,10 @@ impl Hub {
     /// Sends `GO_AWAY` and closes every connection (server shutdown).
     pub fn shutdown(&self) {
         self.broadcast(|| Cmd::Shutdown);
+        #[cfg(feature = "redis")]
+        if let Some(cl) = self.cluster.get() {
+            cl.shutdown();
+        }
     }
 
     /// Tells every client to fetch new ICE servers (`RECONNECT_ICE_SERVER`).
@@ -244,6 +307,15 @@ impl Hub {
     /// "signaling channel deleted"; no GO_AWAY, since reconnecting cannot succeed) and stops its
     /// task. Connections opened later are refused by the catalog lookup before upgrading.
     pub fn channel_deleted(&self, arn: &str) {
+        #[cfg(feature = "redis")]
+        if let Some(cl) = self.cluster.get() {
+            cl.channel_deleted(arn);
+        }
+        self.channel_deleted_here(arn);
+    }
+
+    /// [`Hub::channel_deleted`] for this node's own task only.
+    fn channel_deleted_here(&self, arn: &str) {
         let tx = {
             let map = self.channels.lock().expect("hub lock poisoned");
             match map.get(arn) {
@@ -265,6 +337,30 @@ impl Hub {
     /// Number of channels with a running task.
     pub fn active_channels(&self) -> usize {
         self.channels.lock().map_or(0, |m| m.len())
+    }
+}
+
+/// A connect enqueued on a channel task, waiting for its answer.
+struct PendingConnect {
+    conn: ConnId,
+    tx: mpsc::Sender<Cmd>,
+    answer: oneshot::Receiver<signaling::Result<()>>,
+}
+
+impl PendingConnect {
+    /// The channel task's answer as the HTTP refusal, if any.
+    async fn finish(self, arn: &str) -> ApiResult<()> {
+        match self.answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                let kind = e.kind();
+                Err(ApiError::new(kind, e.to_string()).with_source(e))
+            }
+            Err(_) => Err(ApiError::new(
+                ErrorKind::Unavailable,
+                format!("signaling channel {arn} stopped"),
+            )),
+        }
     }
 }
 
@@ -301,7 +397,7 @@ impl ChannelShell {
                     if let Some(tx) = self.conns.remove(&conn) {
                         let _ = tx.try_send(ConnOut::Close {
                             code: reason.ws_close_code(),
-                            reason: reason.as_str(),
+                            reason: reason.as_str().into(),
                         });
                     }
                 }
@@ -362,7 +458,7 @@ impl ChannelShell {
                     if let Some(tx) = self.conns.remove(&conn) {
                         let _ = tx.try_send(ConnOut::Close {
                             code: 1000,
-                            reason: "signaling channel deleted",
+                            reason: "signaling channel deleted".into(),
                         });
                     }
                     let _ = self.feed(Input::Disconnect { conn, now });
@@ -455,7 +551,7 @@ where
                 }
                 Some(ConnOut::Close { code, reason }) => {
                     let _ = sink
-                        .send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))
+                        .send(Message::Close(Some(CloseFrame { code, reason: reason.into_owned().into() })))
                         .await;
                     // The channel has forgotten this connection already.
                     break false;

@@ -53,3 +53,71 @@ pub enum ErrorKind {
     /// A dependency (disk, database) is unavailable; retrying may help (503).
     Unavailable,
 }
+
+impl ErrorKind {
+    /// Every kind, e.g. to carry one by name between nodes.
+    pub const ALL: &'static [ErrorKind] = &[
+        Self::InvalidArgument,
+        Self::InvalidResourceFormat,
+        Self::NotFound,
+        Self::InUse,
+        Self::VersionMismatch,
+        Self::LimitExceeded,
+        Self::TagsLimitExceeded,
+        Self::NotAuthorized,
+        Self::NoDataRetention,
+        Self::Unsupported,
+        Self::MissingAuthentication,
+        Self::IncompleteSignature,
+        Self::UnrecognizedClient,
+        Self::InvalidSignature,
+        Self::UnsupportedStreamMediaType,
+        Self::MissingCodecPrivateData,
+        Self::InvalidCodecPrivateData,
+        Self::InvalidMediaFrame,
+        Self::UnknownOperation,
+        Self::PayloadTooLarge,
+        Self::ExpiredToken,
+        Self::Internal,
+        Self::Unavailable,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    /// A new kind fails to compile here until it is added to [`ErrorKind::ALL`].
+    #[test]
+    fn all_lists_every_kind() {
+        for k in ErrorKind::ALL {
+            let position = match k {
+                ErrorKind::InvalidArgument => 0,
+                ErrorKind::InvalidResourceFormat => 1,
+                ErrorKind::NotFound => 2,
+                ErrorKind::InUse => 3,
+                ErrorKind::VersionMismatch => 4,
+                ErrorKind::LimitExceeded => 5,
+                ErrorKind::TagsLimitExceeded => 6,
+                ErrorKind::NotAuthorized => 7,
+                ErrorKind::NoDataRetention => 8,
+                ErrorKind::Unsupported => 9,
+                ErrorKind::MissingAuthentication => 10,
+                ErrorKind::IncompleteSignature => 11,
+                ErrorKind::UnrecognizedClient => 12,
+                ErrorKind::InvalidSignature => 13,
+                ErrorKind::UnsupportedStreamMediaType => 14,
+                ErrorKind::MissingCodecPrivateData => 15,
+                ErrorKind::InvalidCodecPrivateData => 16,
+                ErrorKind::InvalidMediaFrame => 17,
+                ErrorKind::UnknownOperation => 18,
+                ErrorKind::PayloadTooLarge => 19,
+                ErrorKind::ExpiredToken => 20,
+                ErrorKind::Internal => 21,
+                ErrorKind::Unavailable => 22,
+            };
+            assert_eq!(ErrorKind::ALL[position], *k);
+        }
+        assert_eq!(ErrorKind::ALL.len(), 23);
+    }
+}

@@ -124,7 +124,8 @@ pub(crate) enum CatalogKind {
 pub(crate) enum HubKind {
     /// In-process only: a master and its viewers must use the same node (embedded default).
     Local,
-    /// Redis pub/sub between nodes. Not implemented yet: selecting it is an error.
+    /// Redis pub/sub between nodes: a master and its viewers may use different nodes (needs
+    /// the `redis` cargo feature and `--redis-url`).
     Redis,
 }
 

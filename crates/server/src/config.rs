@@ -113,6 +113,10 @@ pub(crate) struct Backends {
     pub postgres_url: Option<String>,
     /// For `store = "s3"`.
     pub s3: Option<S3Settings>,
+    /// How signaling reaches other nodes.
+    pub hub: HubKind,
+    /// For `hub = "redis"`.
+    pub redis_url: Option<String>,
 }
 
 /// Resolved settings.
@@ -306,18 +310,21 @@ fn resolve_backends(
     s3: S3File,
     redis_url: Option<&str>,
 ) -> anyhow::Result<Backends> {
-    match hub {
-        HubKind::Local => {}
-        HubKind::Redis => bail!(
-            "hub = \"redis\" is not implemented yet (signaling between nodes through Redis, issue 7); \
-             use hub = \"local\": a master and its viewers must then connect to the same node{}",
-            if redis_url.is_some() {
-                " (the Redis URL is ignored)"
-            } else {
-                ""
-            }
+    let redis_url = match hub {
+        HubKind::Local => None,
+        HubKind::Redis if !cfg!(feature = "redis") => bail!(
+            "hub = \"redis\" needs an openkvs built with the `redis` cargo feature (cargo build -p openkvs-server --features redis)"
         ),
-    }
+        HubKind::Redis => match redis_url.filter(|u| !u.is_empty()) {
+            None => bail!(
+                "hub = \"redis\" needs a Redis URL: [redis] url, --redis-url or OPENKVS_REDIS_URL (e.g. redis://127.0.0.1:6379)"
+            ),
+            Some(u) if !(u.starts_with("redis://") || u.starts_with("unix://")) => bail!(
+                "the Redis URL {u:?} must start with redis:// or unix:// (TLS to Redis, rediss://, is not built in)"
+            ),
+            Some(u) => Some(u.to_owned()),
+        },
+    };
     if store == StoreKind::S3 && !cfg!(feature = "s3") {
         bail!(
             "store = \"s3\" needs an openkvs built with the `s3` cargo feature (cargo build -p openkvs-server --features s3)"
@@ -372,6 +379,8 @@ fn resolve_backends(
         catalog,
         postgres_url,
         s3,
+        hub,
+        redis_url,
     })
 }
 
@@ -407,10 +416,17 @@ mod tests {
     #[test]
     fn backend_errors() {
         let cases: &[(&str, &str)] = &[
-            ("hub = \"redis\"\n", "not implemented yet"),
+            #[cfg(feature = "redis")]
+            ("hub = \"redis\"\n", "needs a Redis URL"),
+            #[cfg(feature = "redis")]
+            (
+                "hub = \"redis\"\n[redis]\nurl = \"http://r:6379\"\n",
+                "must start with redis://",
+            ),
+            #[cfg(not(feature = "redis"))]
             (
                 "hub = \"redis\"\n[redis]\nurl = \"redis://r:6379\"\n",
-                "not implemented yet",
+                "`redis` cargo feature",
             ),
             ("hub = \"zookeeper\"\n", "parsing config file"),
             ("[s3]\nbuckit = \"x\"\n", "parsing config file"),

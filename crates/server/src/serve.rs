@@ -229,6 +229,7 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         web_dir: Some(cfg.web_dir.clone()),
     };
     let state = api::AppState::new(catalog, fragments, api_cfg, auth);
+    let hub_desc = attach_hub(&state, &cfg.backends).await?;
     tokio::spawn(api::retention::run(state.clone()));
     let app = api::app(state.clone());
 
@@ -246,7 +247,7 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     )?;
     writeln!(
         stdout,
-        "  store: {:?}   catalog: {:?}   signaling hub: local",
+        "  store: {:?}   catalog: {:?}   signaling hub: {hub_desc}",
         cfg.backends.store, cfg.backends.catalog
     )?;
     if generated {
@@ -409,6 +410,27 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Joins the other nodes' signaling through Redis when `hub = "redis"`; returns how the
+/// startup banner describes the hub.
+async fn attach_hub(
+    state: &api::AppState,
+    backends: &crate::config::Backends,
+) -> anyhow::Result<String> {
+    match (backends.hub, &backends.redis_url) {
+        #[cfg(feature = "redis")]
+        (crate::cli::HubKind::Redis, Some(url)) => {
+            let cl = state.signaling.attach_redis(url).await.map_err(|e| {
+                anyhow::anyhow!("hub = \"redis\": {e} (is Redis running at the configured URL?)")
+            })?;
+            Ok(format!("redis (node {})", cl.node_id()))
+        }
+        _ => {
+            let _ = state;
+            Ok("local".to_owned())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -80,3 +80,4 @@ pub use channel::{Action, Channel, CloseReason, ConnId, DropReason, Event, Input
 pub use config::{Config, Rate};
 pub use error::{Error, Result};
 pub use time::MonoTime;
+pub use wire::go_away;

@@ -166,8 +166,8 @@ pub(crate) fn relay(action: Action, payload: &str, sender: Option<&str>) -> Stri
     })
 }
 
-/// `{"messageType":"GO_AWAY"}`.
-pub(crate) fn go_away() -> String {
+/// `{"messageType":"GO_AWAY"}`: the server is going away; reconnect (§13.6).
+pub fn go_away() -> String {
     bare("GO_AWAY")
 }
 
