@@ -22,6 +22,7 @@ pub mod error;
 pub mod ice;
 pub mod live;
 mod media;
+mod metrics;
 pub mod ops;
 mod playback;
 mod playback_token;
@@ -104,6 +105,8 @@ pub struct Inner {
     pub signaling: Arc<signaling_ws::Hub>,
     /// Clip digests computed by `/clip/v1/getClip.sha256`, reused in `.mp4` responses.
     pub(crate) clip_digests: clip_url::ClipDigests,
+    /// Prometheus counters (`GET /metrics`).
+    pub(crate) metrics: metrics::Metrics,
     started: Instant,
 }
 
@@ -130,6 +133,7 @@ impl AppState {
             live: Arc::default(),
             signaling: Arc::default(),
             clip_digests: clip_url::ClipDigests::default(),
+            metrics: metrics::Metrics::default(),
             started: Instant::now(),
         }))
     }
@@ -178,6 +182,7 @@ pub fn now_ms() -> i64 {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics::handler))
         .route("/", get(web::index).fallback(dispatch))
         .route("/ui/{*path}", get(web::asset))
         .route("/web/v1/{action}", axum::routing::any(web_session::handle))
@@ -198,6 +203,10 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             signaling_ws::intercept,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count,
         ))
         .layer(middleware::from_fn(common_headers))
         .with_state(state)

@@ -230,6 +230,7 @@ impl PutMediaShell {
         if !self.acks && ack.error_id.is_none() {
             return;
         }
+        self.st.metrics.ack(ack.event.as_str(), ack.error_id);
         let mut line = ack.to_json();
         tracing::trace!(stream = %self.stream.name, ack = %line, "PutMedia ack");
         line.push('\n');
@@ -266,6 +267,7 @@ impl PutMediaShell {
         body: Body,
         mut guard: crate::live::ProducerGuard,
     ) {
+        let _gauge = crate::metrics::SessionGauge::new(self.st.clone());
         let mut body = body;
         let mut last_data = tokio::time::Instant::now();
         while !self.ended {
@@ -396,6 +398,7 @@ impl PutMediaShell {
             });
             return;
         }
+        let started = std::time::Instant::now();
         let result = async {
             let set_id = self
                 .st
@@ -407,6 +410,9 @@ impl PutMediaShell {
         .await;
         match result {
             Ok(meta) => {
+                self.st
+                    .metrics
+                    .persisted(meta.size_bytes, started.elapsed());
                 self.send_ack(&Ack::persisted(tc, meta.number)).await;
                 self.st.live.published(&meta.stream_arn, meta.number);
             }

@@ -334,6 +334,13 @@ impl Hub {
         }
     }
 
+    /// Relayed connections through Redis (see [`cluster::Cluster::relayed`]); `None` without
+    /// a cluster.
+    #[cfg(feature = "redis")]
+    pub fn relayed(&self) -> Option<(usize, usize)> {
+        self.cluster.get().map(|c| c.relayed())
+    }
+
     /// Number of channels with a running task.
     pub fn active_channels(&self) -> usize {
         self.channels.lock().map_or(0, |m| m.len())
