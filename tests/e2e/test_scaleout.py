@@ -186,7 +186,7 @@ def test_fragment_ingested_on_a_is_listed_and_played_on_b(nodes, backends, tmp_p
     s3 = boto3.client("s3", endpoint_url=backends["s3_url"],
                       region_name="us-east-1", aws_access_key_id=S3_KEY,
                       aws_secret_access_key=S3_SECRET)
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"streams/{name}.").get(
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"streams/{name}/").get(
         "Contents", [])]
     assert sorted(k.rsplit("/", 1)[1] for k in keys) == sorted(f["FragmentNumber"] for f in frags_b)
     assert all(len(k.split("/")) == 7 for k in keys), keys
@@ -197,7 +197,7 @@ def test_fragment_ingested_on_a_is_listed_and_played_on_b(nodes, backends, tmp_p
     left = keys
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        left = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"streams/{name}.").get("Contents", [])
+        left = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"streams/{name}/").get("Contents", [])
         if not left:
             break
         time.sleep(0.2)

@@ -2,7 +2,7 @@
 //! fragment index (rows plus per-frame tables) in PostgreSQL. Design: `crates/store/DESIGN.md`,
 //! "Scale-out: S3 media + PostgreSQL index".
 //!
-//! One object per fragment under `streams/<name>.<created_ms>/<YYYY>/<MM>/<DD>/<HH>/<number>`
+//! One object per fragment under `streams/<name>/<YYYY>/<MM>/<DD>/<HH>/<number>`
 //! (UTC hour of the fragment's server timestamp). `persist` writes the object, then the index
 //! rows, and returns only when both succeeded; any failure fails the call (ingest answers ERROR
 //! 5001) — nothing is spilled locally. Readers fetch byte ranges of an object, never the whole
@@ -128,10 +128,13 @@ fn number_from(bytes: &[u8]) -> Option<FragmentNumber> {
     Some(FragmentNumber(u128::from_be_bytes(bytes.try_into().ok()?)))
 }
 
-/// `streams/<name>.<created_ms>`: the key prefix of a stream's objects (the stream's media
-/// directory name of the local store, so one incarnation of a name never reuses another's keys).
+/// `streams/<name>`: the key prefix of a stream's objects (issue 7's Firehose-style layout).
+/// The name is validated as for the local store's directories (`<name>.<created_ms>`). A stream
+/// re-created under the same name shares the prefix but never a key: fragment numbers are unique.
 fn stream_prefix(stream_arn: &str) -> Result<String> {
-    Ok(format!("streams/{}", stream_dir_name(stream_arn)?))
+    let dir = stream_dir_name(stream_arn)?;
+    let name = dir.rsplit_once('.').map_or(dir.as_str(), |(n, _)| n);
+    Ok(format!("streams/{name}"))
 }
 
 /// `<prefix>/<YYYY>/<MM>/<DD>/<HH>/<number>`, the hour of `server_ms` in UTC (Firehose style).
@@ -702,40 +705,17 @@ impl FragmentStore for S3FragmentStore {
     }
 
     async fn delete_stream(&self, stream_arn: &str) -> Result<()> {
-        let prefix = stream_prefix(stream_arn)?;
-        // Rows first (cascading to track sets, fragments and frame tables): later persists of
-        // this ARN fail with NotFound and readers stop seeing it. Then every object under the
-        // prefix, derived from the ARN so that a retry after a failed deletion still finds them.
+        // The objects are found through the index, not by listing the prefix: a stream
+        // re-created under the same name shares `streams/<name>/`. Page by page, objects then
+        // their rows (as `expire`), so a retry after a failure finds what is left. Then the
+        // stream's row, cascading to its track sets: later persists of this ARN fail with
+        // NotFound and delete the object they wrote.
+        self.expire(stream_arn, i64::MAX).await?;
         let conn = self.pg.get().await?;
         conn.execute("DELETE FROM frag_stream WHERE arn = $1", &[&stream_arn])
             .await
             .map_err(pg_err("delete a stream's index"))?;
-        drop(conn);
-        let list_prefix = format!("{prefix}/");
-        let mut token = None;
-        loop {
-            let page = self
-                .s3
-                .list_objects_v2()
-                .bucket(&*self.bucket)
-                .prefix(&list_prefix)
-                .set_continuation_token(token)
-                .send()
-                .await
-                .map_err(s3_err("list objects under", &list_prefix))?;
-            let keys: Vec<String> = page
-                .contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned))
-                .collect();
-            if !keys.is_empty() {
-                self.delete_objects(keys).await?;
-            }
-            match page.next_continuation_token() {
-                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
-                _ => return Ok(()),
-            }
-        }
+        Ok(())
     }
 }
 
@@ -747,19 +727,25 @@ mod tests {
     fn object_keys() {
         let n = FragmentNumber(42);
         let cases = [
-            (0, "streams/s.1/1970/01/01/00/"),
+            (0, "streams/s/1970/01/01/00/"),
             // 2024-02-29T23:59:59.999Z (leap day)
-            (1_709_251_199_999, "streams/s.1/2024/02/29/23/"),
+            (1_709_251_199_999, "streams/s/2024/02/29/23/"),
             // 2026-11-22T04:00:00Z
-            (1_795_320_000_000, "streams/s.1/2026/11/22/04/"),
+            (1_795_320_000_000, "streams/s/2026/11/22/04/"),
         ];
         for (ms, want) in cases {
-            assert_eq!(
-                object_key("streams/s.1", ms, n),
-                format!("{want}{n}"),
-                "{ms}"
-            );
+            assert_eq!(object_key("streams/s", ms, n), format!("{want}{n}"), "{ms}");
         }
+    }
+
+    #[test]
+    fn stream_prefix_is_the_name() {
+        let arn = |res: &str| format!("arn:aws:kinesisvideo:us-east-1:123456789012:{res}");
+        assert_eq!(
+            stream_prefix(&arn("stream/cam.stand-1/1624750290639")).unwrap(),
+            "streams/cam.stand-1"
+        );
+        assert!(stream_prefix(&arn("channel/c/1")).is_err());
     }
 
     #[test]
