@@ -26,6 +26,7 @@ struct FileConfig {
     turn_listen: Option<SocketAddr>,
     public_ip: Option<IpAddr>,
     turn_secret: Option<String>,
+    token_key_file: Option<PathBuf>,
     turn_uris: Option<Vec<String>>,
     no_turn: Option<bool>,
     max_clip_fragments: Option<usize>,
@@ -139,6 +140,8 @@ pub(crate) struct ServeConfig {
     pub public_ip: IpAddr,
     /// TURN REST secret; `None`: derived from the server key.
     pub turn_secret: Option<String>,
+    /// Shared token key file; `None`: the data dir's `server-key.hex`.
+    pub token_key_file: Option<PathBuf>,
     /// TURN URIs handed out instead of the embedded server's.
     pub turn_uris: Vec<String>,
     /// GetClip truncation (KVS: 200 fragments / 100 MB); default none.
@@ -274,6 +277,7 @@ impl ServeConfig {
             turn_listen_explicit: turn_listen_arg.is_some(),
             public_ip,
             turn_secret,
+            token_key_file: a.token_key_file.or(file.token_key_file),
             turn_uris,
             listen: a
                 .listen
