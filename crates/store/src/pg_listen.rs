@@ -45,8 +45,9 @@ pub enum FragmentEvent {
         /// The fragment.
         number: FragmentNumber,
     },
-    /// The listener was disconnected and is listening again: announcements of the gap are
-    /// lost, so every live reader should re-query the index.
+    /// The listener is listening (again): announcements from before, e.g. while it was
+    /// disconnected, are lost, so every live reader should re-query the index. Reported after
+    /// the first `LISTEN` too, so a caller knows from when on announcements arrive.
     Resync,
 }
 
@@ -74,8 +75,8 @@ impl Default for ListenOptions {
 
 /// Listens on [`FRAGMENT_CHANNEL`] until the returned task is aborted, calling `on_event` for
 /// every announcement; reconnects with exponential backoff when the connection is lost,
-/// logging the loss and the reconnection, and reports [`FragmentEvent::Resync`] after each
-/// reconnection. `on_event` runs on the listener task: keep it short and non-blocking.
+/// logging the loss and the reconnection, and reports [`FragmentEvent::Resync`] each time it
+/// is listening (first connection and every reconnection). `on_event` runs on the listener task: keep it short and non-blocking.
 pub fn spawn_fragment_listener(
     pg: &PgPool,
     options: ListenOptions,
@@ -159,18 +160,16 @@ async fn listen_once(
         return Listened::ConnectFailed(e);
     }
     match lost_at {
-        Some(t) => {
-            tracing::info!(
-                down_ms = t.elapsed().as_millis() as u64,
-                "PostgreSQL fragment listener reconnected; waking every live reader to re-read the index"
-            );
-            on_event(FragmentEvent::Resync);
-        }
+        Some(t) => tracing::info!(
+            down_ms = t.elapsed().as_millis() as u64,
+            "PostgreSQL fragment listener reconnected; waking every live reader to re-read the index"
+        ),
         None => tracing::info!(
             channel = FRAGMENT_CHANNEL,
             "listening for fragments stored by any node"
         ),
     }
+    on_event(FragmentEvent::Resync);
     let mut tick = tokio::time::interval(options.keepalive);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -218,9 +217,7 @@ mod tests {
     #[test]
     fn payload_round_trip() {
         let arn = "arn:aws:kinesisvideo:us-east-1:123456789012:stream/cam 1/1700000000000";
-        let n: FragmentNumber = "91343852333181432392682062607743920146264217129"
-            .parse()
-            .unwrap();
+        let n = FragmentNumber::from_time(1_795_308_023_083_000, 7);
         let p = payload(arn, n);
         assert_eq!(parse_payload(&p), Some((n, arn)));
         assert_eq!(parse_payload("12"), None);
