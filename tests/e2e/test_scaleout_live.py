@@ -349,8 +349,19 @@ class PrivatePostgres:
                                       "-c listen_addresses=127.0.0.1 -c fsync=off", *what],
                        check=True, stdout=subprocess.DEVNULL)
 
-    def restart(self):
-        self._ctl("-m", "fast", "restart")
+    def restart(self, down_s: float = 0.0, times: dict | None = None):
+        """`pg_ctl restart -m fast`, or stop, `down_s` seconds down (`times` gets when it was
+        fully down: "stopped", "starting"), start."""
+        if not down_s:
+            self._ctl("-m", "fast", "restart")
+            return
+        self._ctl("-m", "fast", "stop")
+        if times is not None:
+            times["stopped"] = time.time()
+        time.sleep(down_s)
+        if times is not None:
+            times["starting"] = time.time()
+        self._ctl("start")
 
     def close(self):
         subprocess.run(self.prefix + [self.pg_ctl, "-D", str(self.dir / "data"), "-m", "immediate",
@@ -371,7 +382,8 @@ def _retry(fn, timeout: float = 20.0):
             time.sleep(0.3)
 
 
-def test_postgres_restart_during_ingest(backends, key_file, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("down_s", [0, 3], ids=["restart", "down-3s"])
+def test_postgres_restart_during_ingest(backends, key_file, tmp_path, down_s):  # noqa: F811
     if not _supports_s3():
         _missing("an openkvs binary built with --features s3")
     pg = PrivatePostgres()
@@ -393,7 +405,7 @@ def test_postgres_restart_during_ingest(backends, key_file, tmp_path):  # noqa: 
             if i == 6:  # a few fragments in: restart PostgreSQL while the producer goes on
                 def do():
                     restart["start"] = time.time()
-                    pg.restart()
+                    pg.restart(down_s, restart)
                     restart["end"] = time.time()
                 threading.Thread(target=do, daemon=True).start()
 
@@ -412,6 +424,11 @@ def test_postgres_restart_during_ingest(backends, key_file, tmp_path):  # noqa: 
         assert {e.error_id for e in errors} <= {5001}, pm.describe()
         after_restart = [x for x in persisted if x.at > restart["end"]]
         assert len(after_restart) >= 5, f"ingest did not resume: {pm.describe()}"
+        if down_s:
+            # Fragments completed while PostgreSQL was down cannot have been PERSISTED then.
+            assert not [x for x in persisted
+                        if restart["stopped"] + 0.2 < x.at < restart["starting"]], pm.describe()
+            assert errors, f"no ERROR ack during a {down_s}s outage: {pm.describe()}"
         print(f"\nPostgreSQL restart took {restart['end'] - restart['start']:.2f}s; "
               f"{len(persisted)} PERSISTED, {len(errors)} ERROR 5001 acks")
 

@@ -97,6 +97,7 @@ pub fn spawn_fragment_listener(
                     attempts = 0;
                 }
                 Listened::ConnectFailed(e) => {
+                    let e = describe(&e);
                     attempts += 1;
                     // Every attempt at first, then at powers of two: a long outage does not
                     // flood the log.
@@ -109,6 +110,27 @@ pub fn spawn_fragment_listener(
             backoff = (backoff * 2).min(options.max_backoff);
         }
     })
+}
+
+/// An error with what tokio-postgres keeps in its sources (its `Display` alone says only "db
+/// error" or "error connecting to server").
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!(
+            "{} {}: {}",
+            db.severity(),
+            db.code().code(),
+            db.message()
+        );
+    }
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
 }
 
 enum Listened {
@@ -147,7 +169,7 @@ async fn listen_once(
                         return "listener gone".to_owned();
                     }
                 }
-                Some(Err(e)) => return e.to_string(),
+                Some(Err(e)) => return describe(&e),
                 None => return "connection closed".to_owned(),
             }
         }
@@ -202,7 +224,7 @@ async fn listen_once(
             _ = tick.tick() => {
                 match tokio::time::timeout(options.keepalive, client.simple_query("SELECT 1")).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Listened::Lost(e.to_string()),
+                    Ok(Err(e)) => return Listened::Lost(describe(&e)),
                     Err(_) => return Listened::Lost("keepalive query timed out".to_owned()),
                 }
             }
