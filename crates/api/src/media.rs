@@ -773,10 +773,12 @@ async fn follow(
                 // for up to TAIL_OUTAGE_MAX; the client sees a pause, not an error.
                 Err(e)
                     if e.kind() == ErrorKind::Unavailable
-                        && outage.get_or_insert_with(std::time::Instant::now).elapsed()
-                            < TAIL_OUTAGE_MAX =>
+                        && outage.is_none_or(|t| t.elapsed() < TAIL_OUTAGE_MAX) =>
                 {
-                    tracing::warn!(stream = %stream.name, error = ?e, "GetMedia tail: store unavailable, retrying");
+                    if outage.is_none() {
+                        tracing::warn!(stream = %stream.name, error = ?e, "GetMedia tail: store unavailable, retrying");
+                        outage = Some(std::time::Instant::now());
+                    }
                     Vec::new()
                 }
                 Err(e) => return Err(e),

@@ -108,7 +108,9 @@ pub(crate) fn load_shared_token_key(path: &Path) -> anyhow::Result<Vec<u8>> {
             path.display(),
             path.display()
         ),
-        Err(e) => return Err(e).with_context(|| format!("reading token key file {}", path.display())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading token key file {}", path.display()));
+        }
     };
     let key = hex::decode(text.trim()).map_err(|e| {
         anyhow::anyhow!(

@@ -56,7 +56,8 @@ pub enum FragmentEvent {
 pub struct ListenOptions {
     /// First delay before reconnecting (default 100 ms); doubles per failed attempt.
     pub min_backoff: Duration,
-    /// Largest delay between reconnection attempts (default 5 s).
+    /// Largest delay between reconnection attempts (default 2 s): after PostgreSQL is back,
+    /// readers rely on their slower poll for at most this long.
     pub max_backoff: Duration,
     /// How often an idle connection is checked with a query (default 15 s), so a silently
     /// dead connection (no FIN/RST, e.g. a network partition) is noticed.
@@ -67,7 +68,7 @@ impl Default for ListenOptions {
     fn default() -> Self {
         Self {
             min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(2),
             keepalive: Duration::from_secs(15),
         }
     }
@@ -116,12 +117,7 @@ pub fn spawn_fragment_listener(
 /// error" or "error connecting to server").
 fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
-        return format!(
-            "{} {}: {}",
-            db.severity(),
-            db.code().code(),
-            db.message()
-        );
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
     }
     let mut s = e.to_string();
     let mut source = std::error::Error::source(e);

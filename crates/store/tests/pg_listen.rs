@@ -140,7 +140,10 @@ async fn fragments_are_announced_across_nodes_and_after_a_postgres_restart() {
     let got = next_stored(&mut rx, Duration::from_secs(5)).await;
     let latency = t0.elapsed();
     assert_eq!(got, Some((a.clone(), FragmentNumber(1))));
-    eprintln!("persist + announcement: {latency:?}");
+    #[allow(clippy::print_stderr)] // the measured latency, for `--no-capture` runs
+    {
+        eprintln!("persist + announcement: {latency:?}");
+    }
 
     // A failed persist (the number is stored already) announces nothing.
     store_a.persist(fragment(&a, 1), ts).await.unwrap_err();
