@@ -464,6 +464,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn token_key_file_from_config() {
+        assert!(parse("").unwrap().token_key_file.is_none());
+        let c = parse("token_key_file = \"/etc/openkvs/token-key.hex\"\n").unwrap();
+        assert_eq!(
+            c.token_key_file.as_deref(),
+            Some(std::path::Path::new("/etc/openkvs/token-key.hex"))
+        );
+    }
+
     #[cfg(not(feature = "s3"))]
     #[test]
     fn s3_needs_the_feature() {
