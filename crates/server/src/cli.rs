@@ -226,8 +226,8 @@ pub(crate) struct ServeArgs {
     )]
     pub turn_secret: Option<String>,
 
-    /// File holding the key that signs playback session URLs (HLS/DASH/GetClip), temporary
-    /// credentials, web-session cookies and the derived TURN secret: hex, at least 32 bytes,
+    /// File holding the key that signs HLS/DASH session URLs, temporary credentials,
+    /// web-session cookies and the derived TURN secret: hex, at least 32 bytes,
     /// the format of `<data dir>/server-key.hex` (make one with `openssl rand -hex 32`, mode
     /// 0600). Give every node of a scale-out deployment the same file, so a URL minted on one
     /// node plays on all (config key `token_key_file`). [default: <data dir>/server-key.hex,
