@@ -77,7 +77,8 @@ impl Default for ListenOptions {
 /// Listens on [`FRAGMENT_CHANNEL`] until the returned task is aborted, calling `on_event` for
 /// every announcement; reconnects with exponential backoff when the connection is lost,
 /// logging the loss and the reconnection, and reports [`FragmentEvent::Resync`] each time it
-/// is listening (first connection and every reconnection). `on_event` runs on the listener task: keep it short and non-blocking.
+/// is listening (first connection and every reconnection). `on_event` runs on the listener
+/// task: keep it short and non-blocking.
 pub fn spawn_fragment_listener(
     pg: &PgPool,
     options: ListenOptions,
