@@ -204,7 +204,7 @@ def hls(server, name: str, **kw) -> str:
         .get_hls_streaming_session_url(StreamName=name, **kw)["HLSStreamingSessionURL"]
 
 
-def test_live_hls_on_b_grows_while_a_ingests_and_plays_in_hls_js(nodes, tmp_path):
+def test_live_hls_and_dash_on_b_grow_while_a_ingests_hls_js_plays(nodes, tmp_path):
     kp.need("ffmpeg", "ffprobe")
     from test_playback import LivePush
     a, b = nodes
@@ -243,6 +243,17 @@ def test_live_hls_on_b_grows_while_a_ingests_and_plays_in_hls_js(nodes, tmp_path
         p = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", url, "-t", "2", "-f", "null",
                             "-"], capture_output=True, text=True, timeout=30)
         assert p.returncode == 0 and p.stderr.strip() == "", p.stderr[-3000:]
+        # DASH LIVE on B grows too, and lists what A stored.
+        durl = kp.archived(b, name, "GET_DASH_STREAMING_SESSION_URL") \
+            .get_dash_streaming_session_url(StreamName=name, PlaybackMode="LIVE")[
+                "DASHStreamingSessionURL"]
+        mpd1 = requests.get(durl, timeout=10).text
+        time.sleep(2.5)
+        mpd2 = requests.get(durl, timeout=10).text
+        d1, d2 = _numbers(mpd1), _numbers(mpd2)
+        assert d1 and d2 and int(d2[-1]) > int(d1[-1]), f"DASH on B did not grow:\n{mpd1}\n{mpd2}"
+        listed = [f["FragmentNumber"] for f in kp.list_all_fragments(a, name)]
+        assert d2[-1] in listed[-2:], (d2[-1], listed[-3:])
         # hls.js in headless Chromium, on B's LIVE session while A ingests.
         from test_playback_browser import CHROMIUM, NODE_DIR, run_node
         if not (shutil.which("node") and (NODE_DIR / "node_modules" / "hls.js").exists()
