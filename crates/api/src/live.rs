@@ -2,7 +2,9 @@
 //! (GetMedia, later HLS/DASH LIVE), the one active producer ("newest connection wins"), and
 //! the short in-memory buffer of streams that keep no data (retention 0).
 //!
-//! The scale-out configuration replaces this with Redis pub/sub; the interface stays.
+//! With the scale-out store (PostgreSQL fragment index), fragments persisted on other nodes are
+//! announced here too: the server runs the store's `LISTEN` task and forwards each notification
+//! to [`Hub::published`], and a reconnection of that task to [`Hub::wake_all`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -136,6 +138,23 @@ impl Hub {
         });
     }
 
+    /// Announces a fragment another node stored (the cross-node listener). Unlike
+    /// [`Self::published`] it creates no state for a stream nobody here reads or produces.
+    pub fn published_elsewhere(&self, arn: &str, number: FragmentNumber) {
+        if let Some(s) = self.streams.lock().expect("hub mutex").get(arn) {
+            s.newest.send_replace(Some(number));
+        }
+    }
+
+    /// Wakes every reader of every stream, e.g. after announcements may have been lost (the
+    /// cross-node listener reconnected): each re-reads the index and finds what it missed.
+    pub fn wake_all(&self) {
+        let m = self.streams.lock().expect("hub mutex");
+        for s in m.values() {
+            s.newest.send_modify(|_| {});
+        }
+    }
+
     /// Waits for announcements on a stream.
     pub fn subscribe(&self, arn: &str) -> watch::Receiver<Option<FragmentNumber>> {
         self.with(arn, |s| s.newest.subscribe())
@@ -183,5 +202,33 @@ impl Hub {
         {
             let _ = tx.send(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn remote_announcements_and_wake_all_reach_subscribers() {
+        let hub = Hub::default();
+        let n = FragmentNumber(7);
+        // Nobody reads "b": no state is created for it.
+        hub.published_elsewhere("b", n);
+        assert!(hub.streams.lock().unwrap().get("b").is_none());
+
+        let mut rx = hub.subscribe("a");
+        rx.borrow_and_update();
+        hub.published_elsewhere("a", n);
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), Some(n));
+
+        // wake_all: a change without a new number, for every stream.
+        let mut rx2 = hub.subscribe("c");
+        rx2.borrow_and_update();
+        assert!(!rx.has_changed().unwrap());
+        hub.wake_all();
+        assert!(rx.has_changed().unwrap() && rx2.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), Some(n));
     }
 }

@@ -712,6 +712,8 @@ async fn follow(
     let mem = stream.data_retention_hours == 0;
     let mut notify = st.live.subscribe(arn);
     let mut cursor = start.after;
+    // Since when the store has been failing with Unavailable, if it is.
+    let mut outage: Option<std::time::Instant> = None;
     let send = |l: Loaded| async move {
         let behind = now_ms() - (l.meta.server_ms + l.meta.duration_ms);
         let post = export::ChunkTags {
@@ -759,16 +761,39 @@ async fn follow(
                 })
                 .collect()
         } else {
-            let metas = st.fragments.after(arn, cursor, 8).await?;
-            let mut v = Vec::with_capacity(metas.len());
-            for m in metas {
-                v.push(load(st, m).await?);
+            let next = async {
+                let metas = st.fragments.after(arn, cursor, 8).await?;
+                let mut v = Vec::with_capacity(metas.len());
+                for m in metas {
+                    v.push(load(st, m).await?);
+                }
+                Ok::<_, ApiError>(v)
+            };
+            match next.await {
+                Ok(v) => {
+                    outage = None;
+                    v
+                }
+                // The shared index or media store is down for a moment (a PostgreSQL restart,
+                // say): keep the tail open and try again after the next wake-up or poll,
+                // for up to TAIL_OUTAGE_MAX; the client sees a pause, not an error.
+                Err(e)
+                    if e.kind() == ErrorKind::Unavailable
+                        && outage.is_none_or(|t| t.elapsed() < TAIL_OUTAGE_MAX) =>
+                {
+                    if outage.is_none() {
+                        tracing::warn!(stream = %stream.name, error = ?e, "GetMedia tail: store unavailable, retrying");
+                        outage = Some(std::time::Instant::now());
+                    }
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
             }
-            v
         };
         if batch.is_empty() {
             // Caught up: wait for the next fragment, checking now and then that the client
-            // is still there and the stream still exists.
+            // is still there and the stream still exists. The poll also bounds the delay when
+            // an announcement is lost (another node's, while the listener reconnects).
             tokio::select! {
                 () = st.live.shutting_down() => return Ok(()),
                 r = notify.changed() => if r.is_err() { return Ok(()) },
@@ -776,7 +801,10 @@ async fn follow(
                     if tx.is_closed() {
                         return Ok(());
                     }
-                    if st.catalog.stream(&Selector::Arn(arn.clone())).await.is_err() {
+                    // Deleted: end. A catalog that is down for a moment is not a deletion.
+                    if let Err(e) = st.catalog.stream(&Selector::Arn(arn.clone())).await
+                        && e.kind() != ErrorKind::Unavailable
+                    {
                         return Ok(());
                     }
                 }
@@ -791,6 +819,10 @@ async fn follow(
         }
     }
 }
+
+/// How long a live GetMedia waits out a store that answers Unavailable before it ends with
+/// an error chunk.
+const TAIL_OUTAGE_MAX: Duration = Duration::from_secs(60);
 
 /// `POST /getMediaForFragmentList`: the listed fragments, in the order given.
 pub(crate) async fn get_media_for_fragment_list(

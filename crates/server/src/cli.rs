@@ -227,6 +227,15 @@ pub(crate) struct ServeArgs {
     )]
     pub turn_secret: Option<String>,
 
+    /// File holding the key that signs HLS/DASH session URLs, temporary credentials,
+    /// web-session cookies and the derived TURN secret: hex, at least 32 bytes,
+    /// the format of `<data dir>/server-key.hex` (make one with `openssl rand -hex 32`, mode
+    /// 0600). Give every node of a scale-out deployment the same file, so a URL minted on one
+    /// node plays on all (config key `token_key_file`). [default: <data dir>/server-key.hex,
+    /// created on first start]
+    #[arg(long, env = "OPENKVS_TOKEN_KEY_FILE", value_name = "FILE")]
+    pub token_key_file: Option<PathBuf>,
+
     /// TURN URI to hand out in GetIceServerConfig instead of the embedded server's, e.g.
     /// `turn:turn.example.org:3478?transport=udp` for an external coturn (repeatable).
     #[arg(
@@ -350,6 +359,11 @@ pub(crate) struct MintArgs {
         value_name = "DIR"
     )]
     pub data_dir: PathBuf,
+
+    /// The shared key file the servers use (`serve --token-key-file`), instead of the data
+    /// directory's key.
+    #[arg(long, env = "OPENKVS_TOKEN_KEY_FILE", value_name = "FILE")]
+    pub token_key_file: Option<PathBuf>,
 
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(i64).range(1..=7*24*3600))]

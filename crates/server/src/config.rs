@@ -26,6 +26,7 @@ struct FileConfig {
     turn_listen: Option<SocketAddr>,
     public_ip: Option<IpAddr>,
     turn_secret: Option<String>,
+    token_key_file: Option<PathBuf>,
     turn_uris: Option<Vec<String>>,
     no_turn: Option<bool>,
     max_clip_fragments: Option<usize>,
@@ -143,6 +144,8 @@ pub(crate) struct ServeConfig {
     pub public_ip: IpAddr,
     /// TURN REST secret; `None`: derived from the server key.
     pub turn_secret: Option<String>,
+    /// Shared token key file; `None`: the data dir's `server-key.hex`.
+    pub token_key_file: Option<PathBuf>,
     /// TURN URIs handed out instead of the embedded server's.
     pub turn_uris: Vec<String>,
     /// GetClip truncation (KVS: 200 fragments / 100 MB); default none.
@@ -278,6 +281,7 @@ impl ServeConfig {
             turn_listen_explicit: turn_listen_arg.is_some(),
             public_ip,
             turn_secret,
+            token_key_file: a.token_key_file.or(file.token_key_file),
             turn_uris,
             listen: a
                 .listen
@@ -474,6 +478,16 @@ mod tests {
             let err = format!("{:#}", parse(text).unwrap_err());
             assert!(err.contains(want), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn token_key_file_from_config() {
+        assert!(parse("").unwrap().token_key_file.is_none());
+        let c = parse("token_key_file = \"/etc/openkvs/token-key.hex\"\n").unwrap();
+        assert_eq!(
+            c.token_key_file.as_deref(),
+            Some(std::path::Path::new("/etc/openkvs/token-key.hex"))
+        );
     }
 
     #[cfg(not(feature = "s3"))]

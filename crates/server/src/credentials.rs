@@ -92,16 +92,71 @@ pub(crate) fn load_or_generate_token_key(data_dir: &Path) -> anyhow::Result<Vec<
     }
 }
 
+/// Shortest shared token key accepted, in bytes (the generated key's length).
+const MIN_TOKEN_KEY_BYTES: usize = 32;
+
+/// Loads a token key file shared by several nodes (`--token-key-file`): hex like
+/// `server-key.hex`, at least [`MIN_TOKEN_KEY_BYTES`] bytes. Never creates it: nodes that each
+/// generated their own would silently refuse each other's URLs. Warns when the file is readable
+/// by group or others.
+pub(crate) fn load_shared_token_key(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "token key file {} does not exist; create it once (e.g. `openssl rand -hex 32 > {}; chmod 600 {}`) and give every node the same file",
+            path.display(),
+            path.display(),
+            path.display()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading token key file {}", path.display()));
+        }
+    };
+    let key = hex::decode(text.trim()).map_err(|e| {
+        anyhow::anyhow!(
+            "token key file {} must hold hex digits only ({e}); e.g. `openssl rand -hex 32`",
+            path.display()
+        )
+    })?;
+    if key.len() < MIN_TOKEN_KEY_BYTES {
+        anyhow::bail!(
+            "token key file {} holds {} bytes; at least {MIN_TOKEN_KEY_BYTES} bytes ({} hex digits) are needed",
+            path.display(),
+            key.len(),
+            2 * MIN_TOKEN_KEY_BYTES
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("reading token key file {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the token key file is readable by group or others; anyone who can read it can forge playback URLs and temporary credentials (chmod 600)"
+            );
+        }
+    }
+    Ok(key)
+}
+
 /// `openkvs credentials mint`.
 pub(crate) fn mint_command(a: &MintArgs) -> anyhow::Result<()> {
-    if !a.data_dir.join(TOKEN_KEY_FILE).exists() {
+    let key = if let Some(path) = &a.token_key_file {
+        load_shared_token_key(path)?
+    } else if !a.data_dir.join(TOKEN_KEY_FILE).exists() {
         anyhow::bail!(
             "{} has no {TOKEN_KEY_FILE}; run `openkvs serve --data-dir {}` once first",
             a.data_dir.display(),
             a.data_dir.display()
         );
-    }
-    let key = load_or_generate_token_key(&a.data_dir)?;
+    } else {
+        load_or_generate_token_key(&a.data_dir)?
+    };
     let auth = api::Authenticator::new(key);
     let role = match a.role {
         MintRole::Admin => api::Role::Admin,
@@ -112,4 +167,34 @@ pub(crate) fn mint_command(a: &MintArgs) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut out, &creds)?;
     writeln!(out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_token_key_is_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.hex");
+        let err = format!("{:#}", load_shared_token_key(&path).unwrap_err());
+        assert!(err.contains("does not exist"), "{err}");
+
+        std::fs::write(&path, "zz").unwrap();
+        let err = format!("{:#}", load_shared_token_key(&path).unwrap_err());
+        assert!(err.contains("hex digits only"), "{err}");
+
+        std::fs::write(&path, hex::encode([7u8; 16])).unwrap();
+        let err = format!("{:#}", load_shared_token_key(&path).unwrap_err());
+        assert!(err.contains("holds 16 bytes"), "{err}");
+
+        // The generated file's format (no newline) and a hand-made one (newline) both load.
+        std::fs::write(&path, format!("{}\n", hex::encode([9u8; 32]))).unwrap();
+        assert_eq!(load_shared_token_key(&path).unwrap(), vec![9u8; 32]);
+        let generated = load_or_generate_token_key(dir.path()).unwrap();
+        assert_eq!(
+            load_shared_token_key(&dir.path().join(TOKEN_KEY_FILE)).unwrap(),
+            generated
+        );
+    }
 }

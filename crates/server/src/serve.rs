@@ -81,7 +81,14 @@ fn http1_options(
         .header_read_timeout(header_read_timeout);
 }
 
-type Backends = (Arc<dyn store::Catalog>, Arc<dyn store::FragmentStore>);
+/// The opened catalog and media store, and the PostgreSQL pool when the fragment index is in
+/// PostgreSQL (`store = "s3"`): its nodes announce fragments to each other over it.
+struct Backends {
+    catalog: Arc<dyn store::Catalog>,
+    fragments: Arc<dyn store::FragmentStore>,
+    #[cfg(feature = "postgres")]
+    shared_index: Option<store::PgPool>,
+}
 
 /// Opens the configured catalog and media store. `config.rs` has already refused a backend this
 /// binary was built without, so the `cfg` branches below are unreachable in practice.
@@ -136,13 +143,34 @@ async fn open_backends(cfg: &ServeConfig) -> anyhow::Result<Backends> {
         #[cfg(not(feature = "s3"))]
         StoreKind::S3 => anyhow::bail!("built without the `s3` feature"),
     };
-    Ok((catalog, fragments))
+    Ok(Backends {
+        catalog,
+        fragments,
+        #[cfg(feature = "postgres")]
+        shared_index: pg.filter(|_| matches!(b.store, StoreKind::S3)),
+    })
+}
+
+/// Wakes this node's live readers (GetMedia tails) when any node stores a fragment in the shared
+/// PostgreSQL index, and all of them after the listener reconnected (announcements of the gap
+/// are lost; the readers re-read the index).
+#[cfg(feature = "postgres")]
+fn spawn_cross_node_live(pg: &store::PgPool, live: Arc<api::live::Hub>) {
+    store::spawn_fragment_listener(pg, store::ListenOptions::default(), move |e| match e {
+        store::FragmentEvent::Stored { stream_arn, number } => {
+            live.published_elsewhere(&stream_arn, number);
+        }
+        store::FragmentEvent::Resync => live.wake_all(),
+    });
 }
 
 pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     create_private_dir(&cfg.data_dir)?;
-    let (catalog, fragments) = open_backends(&cfg).await?;
-    let token_key = credentials::load_or_generate_token_key(&cfg.data_dir)?;
+    let backends = open_backends(&cfg).await?;
+    let token_key = match &cfg.token_key_file {
+        Some(path) => credentials::load_shared_token_key(path)?,
+        None => credentials::load_or_generate_token_key(&cfg.data_dir)?,
+    };
     let turn_secret = cfg
         .turn_secret
         .clone()
@@ -228,7 +256,11 @@ pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         }),
         web_dir: Some(cfg.web_dir.clone()),
     };
-    let state = api::AppState::new(catalog, fragments, api_cfg, auth);
+    let state = api::AppState::new(backends.catalog, backends.fragments, api_cfg, auth);
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = &backends.shared_index {
+        spawn_cross_node_live(pg, state.live.clone());
+    }
     let hub_desc = attach_hub(&state, &cfg.backends).await?;
     tokio::spawn(api::retention::run(state.clone()));
     let app = api::app(state.clone());

@@ -241,10 +241,13 @@ impl Error {
             | Self::StreamDirTaken { .. }
             | Self::WriterGone => ErrorKind::Internal,
             Self::Persist { source, .. } => source.kind(),
-            // No SQLSTATE: the connection failed or closed, which a retry (or a restarted
-            // server) gets past. A SQLSTATE is a statement the server refused: a bug here.
+            // No SQLSTATE, or a connection/shutdown one: the connection failed or closed, which
+            // a retry (or a restarted server) gets past. Any other SQLSTATE is a statement the
+            // server refused: a bug here.
             #[cfg(feature = "postgres")]
-            Self::Postgres { source, .. } if source.code().is_none() => ErrorKind::Unavailable,
+            Self::Postgres { source, .. } if source.code().is_none_or(is_transient_sqlstate) => {
+                ErrorKind::Unavailable
+            }
             #[cfg(feature = "postgres")]
             Self::Postgres { .. } => ErrorKind::Internal,
             #[cfg(feature = "postgres")]
@@ -253,6 +256,15 @@ impl Error {
             Self::S3 { .. } => ErrorKind::Unavailable,
         }
     }
+}
+
+/// Class 08 (connection exception) and 57 (operator intervention: the server is shutting
+/// down or starting, e.g. `pg_ctl restart`): the server is unavailable, not refusing the
+/// statement.
+#[cfg(feature = "postgres")]
+fn is_transient_sqlstate(code: &tokio_postgres::error::SqlState) -> bool {
+    let c = code.code();
+    c.starts_with("08") || c.starts_with("57")
 }
 
 /// Busy/locked (another writer) and full disk (`SQLITE_FULL`, i.e. ENOSPC while writing the

@@ -34,6 +34,8 @@ mod pg;
 #[cfg(feature = "postgres")]
 #[allow(clippy::too_many_arguments)] // `list`, as in sqlite.rs
 mod pg_catalog;
+#[cfg(feature = "postgres")]
+mod pg_listen;
 #[cfg(feature = "s3")]
 mod s3;
 // `sqlite::list` takes 8 arguments, which clippy flags; the catalog code is outside the fragment
@@ -55,6 +57,8 @@ pub use local::{
 pub use pg::{PgOptions, PgPool};
 #[cfg(feature = "postgres")]
 pub use pg_catalog::PostgresCatalog;
+#[cfg(feature = "postgres")]
+pub use pg_listen::{FRAGMENT_CHANNEL, FragmentEvent, ListenOptions, spawn_fragment_listener};
 #[cfg(feature = "s3")]
 pub use s3::{S3FragmentStore, S3Options};
 pub use sqlite::SqliteCatalog;

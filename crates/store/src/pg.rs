@@ -99,6 +99,8 @@ const MIGRATION_LOCK: i64 = 0x6f6b_7673;
 #[derive(Clone)]
 pub struct PgPool {
     pool: Pool,
+    /// The connection settings, for connections outside the pool (the fragment listener).
+    config: tokio_postgres::Config,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -141,7 +143,7 @@ impl PgPool {
         config.connect_timeout(options.timeout);
         config.application_name("openkvs");
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -155,7 +157,7 @@ impl PgPool {
             .recycle_timeout(Some(options.timeout))
             .build()
             .expect("a runtime is set, so timeouts are allowed");
-        let pg = Self { pool };
+        let pg = Self { pool, config };
         pg.migrate().await?;
         Ok(pg)
     }
@@ -166,6 +168,11 @@ impl PgPool {
             .get()
             .await
             .map_err(|source| Error::PgPool { source })
+    }
+
+    /// The connection settings (URL parsed, timeouts applied).
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        &self.config
     }
 
     async fn migrate(&self) -> Result<()> {

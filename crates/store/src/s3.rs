@@ -383,6 +383,16 @@ impl S3FragmentStore {
             )
             .await
             .map_err(pg_err("insert a frame table"))?;
+            // Delivered to every listening node at commit, only if the commit succeeds.
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[
+                    &crate::pg_listen::FRAGMENT_CHANNEL,
+                    &crate::pg_listen::payload(&f.stream_arn, f.number),
+                ],
+            )
+            .await
+            .map_err(pg_err("announce a fragment"))?;
             tx.commit().await.map_err(pg_err("commit a fragment"))
         };
         if let Err(e) = insert.await {
