@@ -281,7 +281,10 @@ impl S3Server {
         let dir = parent.join(format!("s3-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let log = std::fs::File::create(parent.join(format!("{}.log", kind.name())))?;
-        let mut c = Command::new(bin);
+        // Absolute: a relative program path would be looked up from `current_dir` below.
+        let bin = std::fs::canonicalize(bin)
+            .with_context(|| format!("{} not found", bin.display()))?;
+        let mut c = Command::new(&bin);
         match kind {
             S3Kind::Moto => {
                 c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
