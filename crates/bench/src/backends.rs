@@ -282,8 +282,8 @@ impl S3Server {
         std::fs::create_dir_all(&dir)?;
         let log = std::fs::File::create(parent.join(format!("{}.log", kind.name())))?;
         // Absolute: a relative program path would be looked up from `current_dir` below.
-        let bin = std::fs::canonicalize(bin)
-            .with_context(|| format!("{} not found", bin.display()))?;
+        let bin =
+            std::fs::canonicalize(bin).with_context(|| format!("{} not found", bin.display()))?;
         let mut c = Command::new(&bin);
         match kind {
             S3Kind::Moto => {

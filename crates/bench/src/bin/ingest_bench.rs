@@ -248,9 +248,23 @@ struct Row {
     s3_cpu_s: Option<f64>,
     s3_rss_mib: Option<f64>,
     load_1m: f64,
-    /// PostgreSQL fragment index after the run: rows, bytes of `fragment` and of
-    /// `fragment_frames` (with their indexes and TOAST).
-    pg_index: Option<(u64, u64, u64)>,
+    /// PostgreSQL fragment index after the run.
+    pg_index: Option<PgIndex>,
+}
+
+/// Size of the PostgreSQL fragment index after a run.
+#[derive(Debug)]
+struct PgIndex {
+    rows: u64,
+    /// `pg_total_relation_size('fragment')`: heap, its three indexes, TOAST, free-space maps.
+    fragment_bytes: u64,
+    /// The same for `fragment_frames`.
+    frames_bytes: u64,
+    /// Average `pg_column_size` of a `fragment` row (the tuple alone, no page or index
+    /// overhead): what a large table converges to before indexes.
+    fragment_row_bytes: u64,
+    /// The same for a `fragment_frames` row.
+    frames_row_bytes: u64,
 }
 
 async fn run(a: Args) -> anyhow::Result<()> {
@@ -334,15 +348,18 @@ async fn run(a: Args) -> anyhow::Result<()> {
                 row.s3_rss_mib.map_or("–".to_owned(), |m| format!("{m:.0}")),
                 row.load_1m,
             );
-            if let Some((rows, frag, frames)) = row.pg_index {
-                let per = |b: u64| b as f64 / rows.max(1) as f64;
+            if let Some(ix) = &row.pg_index {
+                let per = |b: u64| b as f64 / ix.rows.max(1) as f64;
                 notes.push(format!(
-                    "{} with {n} cameras: PostgreSQL index {rows} fragment rows, `fragment` {:.1} MiB ({:.0} B/row with its 3 indexes), `fragment_frames` {:.1} MiB ({:.0} B/row)",
+                    "{} with {n} cameras: PostgreSQL index {} fragment rows; `fragment` {:.2} MiB in all ({:.0} B per row with its 3 indexes; tuple alone {} B), `fragment_frames` {:.2} MiB ({:.0} B per row; tuple alone {} B)",
                     backend.label(),
-                    frag as f64 / 1048576.0,
-                    per(frag),
-                    frames as f64 / 1048576.0,
-                    per(frames),
+                    ix.rows,
+                    ix.fragment_bytes as f64 / 1_048_576.0,
+                    per(ix.fragment_bytes),
+                    ix.fragment_row_bytes,
+                    ix.frames_bytes as f64 / 1_048_576.0,
+                    per(ix.frames_bytes),
+                    ix.frames_row_bytes,
                 ));
             }
         }
@@ -454,15 +471,24 @@ async fn run_row(
     let pg_index = match &pg {
         Some(p) => {
             let out = p.query(
-                "SELECT count(*), pg_total_relation_size('fragment'), pg_total_relation_size('fragment_frames') FROM fragment",
+                "SELECT (SELECT count(*) FROM fragment), pg_total_relation_size('fragment'), \
+                 pg_total_relation_size('fragment_frames'), \
+                 (SELECT coalesce(avg(pg_column_size(f.*)), 0)::bigint FROM fragment f), \
+                 (SELECT coalesce(avg(pg_column_size(g.*)), 0)::bigint FROM fragment_frames g)",
             )?;
             let f: Vec<u64> = out
                 .split('|')
                 .map(|s| s.trim().parse())
                 .collect::<Result<_, _>>()
                 .with_context(|| format!("psql answered {out:?}"))?;
-            anyhow::ensure!(f.len() == 3, "psql answered {out:?}");
-            Some((f[0], f[1], f[2]))
+            anyhow::ensure!(f.len() == 5, "psql answered {out:?}");
+            Some(PgIndex {
+                rows: f[0],
+                fragment_bytes: f[1],
+                frames_bytes: f[2],
+                fragment_row_bytes: f[3],
+                frames_row_bytes: f[4],
+            })
         }
         None => None,
     };
