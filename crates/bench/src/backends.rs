@@ -280,6 +280,8 @@ impl S3Server {
         let addr = format!("127.0.0.1:{port}");
         let dir = parent.join(format!("s3-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
+        // Absolute, as the server runs in it.
+        let dir = std::fs::canonicalize(&dir)?;
         let log = std::fs::File::create(parent.join(format!("{}.log", kind.name())))?;
         // Absolute: a relative program path would be looked up from `current_dir` below.
         let bin =
