@@ -338,3 +338,65 @@ impl Drop for S3Server {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Starts a private PostgreSQL, queries it, drops it: the process is gone and its temp dir
+    /// removed. Skips (with the reason printed) where PostgreSQL is not installed.
+    #[test]
+    fn postgres_starts_answers_and_cleans_up() {
+        let bin = match find_pg_bin(None) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("SKIP: {e:#}");
+                return;
+            }
+        };
+        let pg = Postgres::start(&bin).expect("postgres starts");
+        assert_eq!(pg.query("SELECT 40 + 2").expect("query"), "42");
+        assert!(crate::procstat::tree_cpu_seconds(pg.pid()).is_some());
+        let (pid, dir) = (pg.pid(), pg.dir.clone());
+        assert!(dir.exists());
+        drop(pg);
+        assert!(!dir.exists(), "temp dir {} left behind", dir.display());
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "postgres {pid} still running"
+        );
+    }
+
+    /// The same for moto (from the repository's `.venv`), including the bucket.
+    #[tokio::test]
+    async fn moto_starts_with_bucket_and_cleans_up() {
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
+        if !bin.exists() {
+            eprintln!(
+                "SKIP: no {} (python -m venv .venv && .venv/bin/pip install 'moto[server]')",
+                bin.display()
+            );
+            return;
+        }
+        let parent = tempfile_dir();
+        let s3 = S3Server::start(S3Kind::Moto, &bin, &parent)
+            .await
+            .expect("moto starts");
+        let t = Target {
+            addr: s3.addr.clone(),
+            akid: S3_AKID.into(),
+            secret: S3_SECRET.into(),
+        };
+        // Creating it again is not an error.
+        http::s3_create_bucket(&t, BUCKET).await.expect("bucket");
+        let (pid, dir) = (s3.pid(), s3.dir.clone());
+        drop(s3);
+        assert!(!dir.exists());
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+        let _ = std::fs::remove_dir_all(&parent);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        temp_dir("openkvs-bench-test").expect("temp dir")
+    }
+}

@@ -506,3 +506,23 @@ async fn run_row(
         pg_index,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names() {
+        let cases = [
+            ("embedded", Some("embedded (files + SQLite)")),
+            (" moto", Some("S3 (moto) + PostgreSQL")),
+            ("s3s-fs", Some("S3 (s3s-fs) + PostgreSQL")),
+            ("scaleout", None),
+            ("", None),
+        ];
+        for (input, want) in cases {
+            let got = input.parse::<Backend>().ok().map(Backend::label);
+            assert_eq!(got, want, "{input:?}");
+        }
+    }
+}
