@@ -10,7 +10,7 @@
 //! ```sh
 //! cargo build --release -p openkvs-server -p openkvs-bench
 //! target/release/ingest_bench --server target/release/openkvs --cameras 10,100,500,1000 --seconds 20
-//! cargo build --release -p openkvs-server --no-default-features --features s3 -p openkvs-bench
+//! cargo build --release -p openkvs-server --no-default-features --features openkvs-server/s3 -p openkvs-bench
 //! target/release/ingest_bench --cameras 100 --backends embedded,moto,s3s-fs
 //! ```
 #![allow(clippy::print_stdout, clippy::print_stderr)]
