@@ -278,14 +278,14 @@ impl S3Server {
     pub async fn start(kind: S3Kind, bin: &Path, parent: &Path) -> anyhow::Result<S3Server> {
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
-        let dir = parent.join(format!("s3-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        // Absolute, as the server runs in it.
-        let dir = std::fs::canonicalize(&dir)?;
         let log = std::fs::File::create(parent.join(format!("{}.log", kind.name())))?;
         // Absolute: a relative program path would be looked up from `current_dir` below.
         let bin =
             std::fs::canonicalize(bin).with_context(|| format!("{} not found", bin.display()))?;
+        let dir = parent.join(format!("s3-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        // Absolute, as the server runs in it.
+        let dir = std::fs::canonicalize(&dir)?;
         let mut c = Command::new(&bin);
         match kind {
             S3Kind::Moto => {
