@@ -279,3 +279,49 @@ impl GetConn {
         Ok((status, buf))
     }
 }
+
+/// Creates `bucket` on an S3-compatible server at `t.addr` (path-style `PUT /bucket`, SigV4 for
+/// service `s3`). A bucket that already exists is not an error.
+pub async fn s3_create_bucket(t: &Target, bucket: &str) -> anyhow::Result<()> {
+    let path = format!("/{bucket}");
+    let headers: Vec<(&str, &str)> = vec![
+        ("host", t.addr.as_str()),
+        ("content-length", "0"),
+        ("x-amz-content-sha256", sigv4::EMPTY_SHA256),
+    ];
+    let creds = sigv4::Credentials::new(t.akid.clone(), t.secret.clone());
+    let params = sigv4::SigningParams {
+        credentials: &creds,
+        region: "us-east-1",
+        service: "s3",
+        now_unix: now_unix(),
+    };
+    let req = sigv4::Request {
+        method: "PUT",
+        path: &path,
+        query: "",
+        headers: &headers,
+    };
+    let names: Vec<&str> = headers.iter().map(|(k, _)| *k).collect();
+    let mut head = format!("PUT {path} HTTP/1.1\r\nconnection: close\r\n");
+    let signed = sigv4::sign_headers(&params, &req, &names, sigv4::EMPTY_SHA256);
+    for (k, v) in headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .chain(signed)
+    {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let stream = TcpStream::connect(&t.addr).await?;
+    let (r, mut w) = stream.into_split();
+    w.write_all(head.as_bytes()).await?;
+    let mut r = BufReader::new(r);
+    let (status, _) = read_head(&mut r).await?;
+    let mut body = String::new();
+    let _ = r.read_to_string(&mut body).await;
+    if status == 200 || body.contains("BucketAlreadyOwnedByYou") {
+        return Ok(());
+    }
+    bail!("CreateBucket {bucket}: {status} {body}")
+}

@@ -3,6 +3,7 @@
 //! `/proc`. Nothing here is used by the server.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod backends;
 pub mod camera;
 pub mod http;
 pub mod procstat;

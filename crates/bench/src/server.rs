@@ -26,6 +26,17 @@ impl Server {
     /// `parent` (its log goes to `parent/server.log`; `OPENKVS_BENCH_LOG` sets `RUST_LOG`),
     /// and waits until it accepts connections.
     pub fn start(bin: &Path, parent: &Path) -> anyhow::Result<Server> {
+        Server::start_with(bin, parent, &[], &[])
+    }
+
+    /// [`Server::start`] with extra `serve` arguments and environment variables (the
+    /// scale-out backends' settings).
+    pub fn start_with(
+        bin: &Path,
+        parent: &Path,
+        extra_args: &[String],
+        env: &[(String, String)],
+    ) -> anyhow::Result<Server> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -36,6 +47,8 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
             .arg(&dir)
+            .args(extra_args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("OPENKVS_ACCESS_KEY_ID", AKID)
             .env("OPENKVS_SECRET_ACCESS_KEY", SECRET)
             .env(
@@ -45,7 +58,7 @@ impl Server {
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(parent.join("server.log"))?)
             .spawn()?;
-        let server = Server {
+        let mut server = Server {
             child,
             addr: format!("127.0.0.1:{port}"),
             dir,
@@ -53,6 +66,13 @@ impl Server {
         for _ in 0..200 {
             if std::net::TcpStream::connect(&server.addr).is_ok() {
                 return Ok(server);
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                anyhow::bail!(
+                    "{} exited with {status} before listening (see {})",
+                    bin.display(),
+                    parent.join("server.log").display()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
