@@ -181,6 +181,7 @@ pub(crate) async fn put_media(st: AppState, parts: Parts, body: Body) -> ApiResu
             collected: Some(Vec::new()),
             hold_received: false,
             held: String::new(),
+            track_set: None,
         };
         shell.run(Session::new(cfg), body, guard).await;
         let out = shell.collected.take().unwrap_or_default();
@@ -204,6 +205,7 @@ pub(crate) async fn put_media(st: AppState, parts: Parts, body: Body) -> ApiResu
             collected: None,
             hold_received: true,
             held: String::new(),
+            track_set: None,
         };
         shell.run(Session::new(cfg), body, guard).await;
         tracing::info!(stream = %name, "PutMedia session ended");
@@ -223,6 +225,8 @@ struct PutMediaShell {
     hold_received: bool,
     /// A held RECEIVED line.
     held: String,
+    /// The track set of the last persisted fragment and its id in the store.
+    track_set: Option<(Arc<store::TrackSet>, i64)>,
 }
 
 impl PutMediaShell {
@@ -400,14 +404,27 @@ impl PutMediaShell {
         }
         let started = std::time::Instant::now();
         let result = async {
-            let set_id = self
-                .st
-                .fragments
-                .track_set(&cf.fragment.stream_arn, &cf.fragment.tracks)
-                .await?;
+            // The session's tracks rarely change: look the set's id up once, not per fragment
+            // (with the PostgreSQL index that is two round trips saved per fragment).
+            let set_id = match &self.track_set {
+                Some((tracks, id)) if **tracks == *cf.fragment.tracks => *id,
+                _ => {
+                    let id = self
+                        .st
+                        .fragments
+                        .track_set(&cf.fragment.stream_arn, &cf.fragment.tracks)
+                        .await?;
+                    self.track_set = Some((cf.fragment.tracks.clone(), id));
+                    id
+                }
+            };
             self.st.fragments.persist(cf.fragment, set_id).await
         }
         .await;
+        if result.is_err() {
+            // E.g. the stream was deleted and re-created: look the id up again next time.
+            self.track_set = None;
+        }
         match result {
             Ok(meta) => {
                 self.st

@@ -303,15 +303,19 @@ impl S3FragmentStore {
         let number = number_key(f.number);
 
         // Stream and track set known and belonging together; number not stored yet.
+        // Prepared once per pooled connection: one round trip per call after the first.
         let conn = self.pg.get().await?;
-        let row = conn
-            .query_opt(
+        let stmt = conn
+            .prepare_cached(
                 "SELECT s.id, s.key_prefix, t.stream_id, \
                     EXISTS (SELECT 1 FROM fragment x WHERE x.stream_id = s.id AND x.number = $3) \
                  FROM frag_stream s LEFT JOIN track_set t ON t.id = $2 \
                  WHERE s.arn = $1",
-                &[&f.stream_arn, &track_set_id, &number],
             )
+            .await
+            .map_err(pg_err("prepare the fragment's stream lookup"))?;
+        let row = conn
+            .query_opt(&stmt, &[&f.stream_arn, &track_set_id, &number])
             .await
             .map_err(pg_err("look up the fragment's stream"))?;
         let Some(row) = row else {
@@ -350,17 +354,25 @@ impl S3FragmentStore {
             .await
             .map_err(s3_err("put object", &key))?;
 
-        // 2. The index rows, in one transaction.
+        // 2. The index rows and the announcement to other nodes, in one statement (so one
+        //    implicit transaction and one round trip): PostgreSQL delivers the NOTIFY at commit,
+        //    only if the rows were stored.
         let insert = async {
-            let mut conn = self.pg.get().await?;
-            let tx = conn
-                .transaction()
+            let conn = self.pg.get().await?;
+            let stmt = conn
+                .prepare_cached(
+                    "WITH f AS (INSERT INTO fragment (stream_id, number, producer_ms, server_ms, \
+                        duration_ms, size_bytes, cluster_timecode, frame_count, track_set_id, \
+                        tags_json, object_key) \
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING stream_id), \
+                     fr AS (INSERT INTO fragment_frames (stream_id, number, frames) \
+                        VALUES ($1, $2, $12)) \
+                     SELECT pg_notify($13, $14) FROM f",
+                )
                 .await
-                .map_err(pg_err("begin a fragment insert"))?;
-            tx.execute(
-                "INSERT INTO fragment (stream_id, number, producer_ms, server_ms, duration_ms, \
-                    size_bytes, cluster_timecode, frame_count, track_set_id, tags_json, object_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                .map_err(pg_err("prepare a fragment insert"))?;
+            conn.execute(
+                &stmt,
                 &[
                     &stream_id,
                     &number,
@@ -373,27 +385,13 @@ impl S3FragmentStore {
                     &track_set_id,
                     &tags_json,
                     &key,
-                ],
-            )
-            .await
-            .map_err(pg_err("insert a fragment row"))?;
-            tx.execute(
-                "INSERT INTO fragment_frames (stream_id, number, frames) VALUES ($1, $2, $3)",
-                &[&stream_id, &number, &frames],
-            )
-            .await
-            .map_err(pg_err("insert a frame table"))?;
-            // Delivered to every listening node at commit, only if the commit succeeds.
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[
+                    &frames,
                     &crate::pg_listen::FRAGMENT_CHANNEL,
                     &crate::pg_listen::payload(&f.stream_arn, f.number),
                 ],
             )
             .await
-            .map_err(pg_err("announce a fragment"))?;
-            tx.commit().await.map_err(pg_err("commit a fragment"))
+            .map_err(pg_err("insert a fragment"))
         };
         if let Err(e) = insert.await {
             let code = match &e {
