@@ -284,3 +284,29 @@ def test_redis_restart_is_a_clear_error_then_recovers(nodes, redis):
                 viewer2.close()
     for w in (master, local_master, local_viewer):
         w.close()
+
+
+def test_offer_sent_before_the_master_connects_is_kept_across_nodes(nodes):
+    """Message retention (§13.6, the channel's MessageTtlSeconds): a viewer on node B offers
+    before any master exists; the channel then lives on B. A master connecting to node A later
+    is relayed to B and still gets the offer, and its answer reaches the viewer."""
+    a, b = nodes
+    arn = a.client().create_signaling_channel(
+        ChannelName=unique("ttl"), SingleMasterConfiguration={"MessageTtlSeconds": 30}
+    )["ChannelARN"]
+    viewer = _connect(b, arn, "early")
+    try:
+        _send(viewer, "SDP_OFFER", {"type": "offer", "sdp": "o=early"})
+        time.sleep(1.0)
+        master = _connect(a, arn)
+        try:
+            m = _recv(master)
+            assert m is not None and m["messageType"] == "SDP_OFFER", m
+            assert m["senderClientId"] == "early" and _payload(m)["sdp"] == "o=early"
+            _send(master, "SDP_ANSWER", {"type": "answer", "sdp": "for-early"}, "early")
+            got = _recv(viewer)
+            assert got is not None and _payload(got)["sdp"] == "for-early", got
+        finally:
+            master.close()
+    finally:
+        viewer.close()
