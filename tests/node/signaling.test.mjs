@@ -24,10 +24,10 @@ import {
   GetIceServerConfigCommand,
 } from '@aws-sdk/client-kinesis-video-signaling';
 
+import { SignalingClient, Role, sleep, open, plainSigner as signerFor } from './kvs_sdk.mjs';
+
 const require = createRequire(import.meta.url);
 const WS = require('ws');
-globalThis.WebSocket = WS;
-const { SignalingClient, SigV4RequestSigner, Role } = require('amazon-kinesis-video-streams-webrtc');
 
 const endpoint = process.env.OPENKVS_ENDPOINT;
 const region = process.env.AWS_REGION || 'us-east-1';
@@ -44,20 +44,8 @@ let wssEndpoint;
 let httpsEndpoint;
 const clients = [];
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** A signer that signs the wss:// URL with the SDK's own signer and connects over ws://. */
-function plainSigner(clockOffsetMs = 0) {
-  const signer = new SigV4RequestSigner(region, credentials, 'kinesisvideo');
-  return {
-    async getSignedURL(signingEndpoint, queryParams, date) {
-      const wss = signingEndpoint.replace(/^ws:\/\//, 'wss://');
-      const d = new Date((date ?? new Date()).getTime() + clockOffsetMs);
-      const url = await signer.getSignedURL(wss, queryParams, d);
-      return signingEndpoint.startsWith('ws://') ? url.replace(/^wss:\/\//, 'ws://') : url;
-    },
-  };
-}
+/** The SDK's signer for this test's region and keys, over ws:// (see kvs_sdk.mjs). */
+const plainSigner = (clockOffsetMs = 0) => signerFor(region, credentials, clockOffsetMs);
 
 function client(role, clientId) {
   const c = new SignalingClient({
@@ -72,17 +60,6 @@ function client(role, clientId) {
   c.on('error', () => {});
   clients.push(c);
   return c;
-}
-
-async function open(c) {
-  const opened = once(c, 'open');
-  c.open();
-  await Promise.race([
-    opened,
-    sleep(5000).then(() => {
-      throw new Error('signaling client did not open within 5 s');
-    }),
-  ]);
 }
 
 /** Opens a raw WebSocket; resolves to {status, body} or {status: 101, ws}. */

@@ -8,7 +8,6 @@
 // then connected as ws://.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { once } from 'node:events';
 
 import {
@@ -18,9 +17,7 @@ import {
   GetSignalingChannelEndpointCommand,
 } from '@aws-sdk/client-kinesis-video';
 
-const require = createRequire(import.meta.url);
-globalThis.WebSocket = require('ws');
-const { SignalingClient, SigV4RequestSigner, Role } = require('amazon-kinesis-video-streams-webrtc');
+import { SignalingClient, Role, sleep, open, plainSigner } from './kvs_sdk.mjs';
 
 const endpointA = process.env.OPENKVS_ENDPOINT_A;
 const endpointB = process.env.OPENKVS_ENDPOINT_B;
@@ -33,19 +30,8 @@ assert.ok(endpointA && endpointB, 'OPENKVS_ENDPOINT_A and OPENKVS_ENDPOINT_B mus
 
 const kvsA = new KinesisVideoClient({ region, endpoint: endpointA, credentials, maxAttempts: 1 });
 const kvsB = new KinesisVideoClient({ region, endpoint: endpointB, credentials, maxAttempts: 1 });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const clients = [];
 let channelARN;
-
-function plainSigner() {
-  const signer = new SigV4RequestSigner(region, credentials, 'kinesisvideo');
-  return {
-    async getSignedURL(signingEndpoint, queryParams, date) {
-      const url = await signer.getSignedURL(signingEndpoint.replace(/^ws:\/\//, 'wss://'), queryParams, date ?? new Date());
-      return signingEndpoint.startsWith('ws://') ? url.replace(/^wss:\/\//, 'ws://') : url;
-    },
-  };
-}
 
 /** The WSS endpoint a node hands out for `role` (each node answers with its own URL). */
 async function wssEndpoint(kvs, role) {
@@ -66,22 +52,11 @@ function client(endpoint, role, clientId) {
     clientId: role === Role.VIEWER ? clientId : undefined,
     region,
     credentials,
-    requestSigner: plainSigner(),
+    requestSigner: plainSigner(region, credentials),
   });
   c.on('error', () => {});
   clients.push(c);
   return c;
-}
-
-async function open(c) {
-  const opened = once(c, 'open');
-  c.open();
-  await Promise.race([
-    opened,
-    sleep(5000).then(() => {
-      throw new Error('signaling client did not open within 5 s');
-    }),
-  ]);
 }
 
 async function until(pred, what, ms = 5000) {

@@ -614,22 +614,11 @@ mod scaleout;
 #[cfg(feature = "s3")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_postgres_conformance_and_reopen() {
-    use openkvs_store::{PgOptions, PgPool, S3FragmentStore, S3Options};
+    use openkvs_store::{PgOptions, PgPool, S3FragmentStore};
     let Some(servers) = scaleout::Servers::start() else {
         return;
     };
-    let s3 = S3Options::new(
-        servers.s3.bucket.clone(),
-        Some(servers.s3.endpoint()),
-        "test-key",
-        "test-secret",
-    );
-    s3.client()
-        .create_bucket()
-        .bucket(&servers.s3.bucket)
-        .send()
-        .await
-        .unwrap();
+    let s3 = servers.s3_options(None).await;
     let pg = PgPool::connect(&servers.pg.url(), &PgOptions::default())
         .await
         .unwrap();
@@ -685,23 +674,13 @@ async fn s3_postgres_conformance_and_reopen() {
 #[cfg(feature = "s3")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_postgres_faults() {
-    use openkvs_store::{PgOptions, PgPool, S3FragmentStore, S3Options};
+    use openkvs_store::{PgOptions, PgPool, S3FragmentStore};
     let Some(servers) = scaleout::Servers::start() else {
         return;
     };
-    let mut s3 = S3Options::new(
-        servers.s3.bucket.clone(),
-        Some(servers.s3.endpoint()),
-        "test-key",
-        "test-secret",
-    );
-    s3.attempt_timeout = std::time::Duration::from_secs(2);
-    s3.client()
-        .create_bucket()
-        .bucket(&servers.s3.bucket)
-        .send()
-        .await
-        .unwrap();
+    let s3 = servers
+        .s3_options(Some(std::time::Duration::from_secs(2)))
+        .await;
     let options = PgOptions {
         timeout: std::time::Duration::from_secs(2),
         ..Default::default()

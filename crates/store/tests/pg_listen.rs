@@ -14,7 +14,7 @@ use bytes::Bytes;
 use kvs_core::FragmentNumber;
 use openkvs_store::{
     FragmentEvent, FragmentStore, FrameEntry, ListenOptions, NewFragment, PgOptions, PgPool,
-    S3FragmentStore, S3Options, TrackInfo, TrackSet, spawn_fragment_listener,
+    S3FragmentStore, TrackInfo, TrackSet, spawn_fragment_listener,
 };
 use tokio::sync::mpsc;
 
@@ -99,18 +99,7 @@ async fn fragments_are_announced_across_nodes_and_after_a_postgres_restart() {
     let Some(servers) = scaleout::Servers::start() else {
         return;
     };
-    let s3 = S3Options::new(
-        servers.s3.bucket.clone(),
-        Some(servers.s3.endpoint()),
-        "test-key",
-        "test-secret",
-    );
-    s3.client()
-        .create_bucket()
-        .bucket(&servers.s3.bucket)
-        .send()
-        .await
-        .unwrap();
+    let s3 = servers.s3_options(None).await;
     let options = PgOptions {
         timeout: Duration::from_secs(2),
         ..Default::default()

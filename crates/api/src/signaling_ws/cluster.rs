@@ -582,31 +582,22 @@ impl Cluster {
             }
             Envelope::Out { from, conn, text } => {
                 let mut st = self.lock();
-                match st.outbound.get(&conn) {
-                    Some(o) => {
-                        if o.out.try_send(ConnOut::Text(text)).is_err() {
-                            // Too slow to read (or gone): drop it, as a local channel would.
-                            st.outbound.remove(&conn);
-                            drop(st);
-                            self.publish_later(
-                                from,
-                                Envelope::Disc {
-                                    from: self.node.clone(),
-                                    conn,
-                                },
-                            );
-                        }
-                    }
-                    None => {
-                        drop(st);
-                        self.publish_later(
-                            from,
-                            Envelope::Disc {
-                                from: self.node.clone(),
-                                conn,
-                            },
-                        );
-                    }
+                let delivered = st
+                    .outbound
+                    .get(&conn)
+                    .is_some_and(|o| o.out.try_send(ConnOut::Text(text)).is_ok());
+                if !delivered {
+                    // Unknown here, or too slow to read (or gone): drop it, as a local channel
+                    // would, and tell the owner.
+                    st.outbound.remove(&conn);
+                    drop(st);
+                    self.publish_later(
+                        from,
+                        Envelope::Disc {
+                            from: self.node.clone(),
+                            conn,
+                        },
+                    );
                 }
             }
             Envelope::Close {

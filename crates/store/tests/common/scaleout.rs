@@ -204,6 +204,30 @@ pub struct Servers {
     pub s3: S3Server,
 }
 
+#[cfg(feature = "s3")]
+impl Servers {
+    /// Store options for the test S3 server (its fixed test keys), its bucket created.
+    /// `attempt_timeout`: per S3 attempt (`None`: the store's default).
+    pub async fn s3_options(&self, attempt_timeout: Option<Duration>) -> openkvs_store::S3Options {
+        let mut s3 = openkvs_store::S3Options::new(
+            self.s3.bucket.clone(),
+            Some(self.s3.endpoint()),
+            "test-key",
+            "test-secret",
+        );
+        if let Some(t) = attempt_timeout {
+            s3.attempt_timeout = t;
+        }
+        s3.client()
+            .create_bucket()
+            .bucket(&self.s3.bucket)
+            .send()
+            .await
+            .expect("create the test bucket");
+        s3
+    }
+}
+
 fn missing<T>(what: &str) -> Option<T> {
     if std::env::var("OPENKVS_REQUIRE_SCALEOUT").as_deref() == Ok("1") {
         panic!("OPENKVS_REQUIRE_SCALEOUT=1 but {what} is not installed");
