@@ -332,7 +332,10 @@ pub(crate) struct ServeArgs {
     )]
     pub s3_secret_access_key: Option<String>,
 
-    /// Redis URL for `hub = "redis"` (config `[redis] url`).
+    /// Redis URL for `hub = "redis"`, e.g. `redis://127.0.0.1:6379` or
+    /// `redis://:PASSWORD@redis:6379/0` (config `[redis] url`). A standalone Redis shared by
+    /// every node; it holds only pub/sub traffic and short-lived keys, so no persistence is
+    /// needed.
     #[arg(
         long,
         env = "OPENKVS_REDIS_URL",
