@@ -170,7 +170,7 @@ install_venv() {
   local stamp="$VENV/.openkvs-tests-requirements.sha256" want
   want="$(sha256sum tests/requirements.txt | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ] &&
-    "$VENV/bin/python" -c 'import boto3, pytest, requests, awscli, moto' >/dev/null 2>&1; then
+    "$VENV/bin/python" -c 'import boto3, pytest, requests, awscli, moto, yaml' >/dev/null 2>&1; then
     echo "pip: tests/requirements.txt unchanged, nothing to install"
     return 0
   fi
