@@ -441,6 +441,21 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_hub_from_the_config_file() {
+        let c = parse("hub = \"redis\"\n[redis]\nurl = \"redis://:pw@redis:6379/0\"\n").unwrap();
+        assert_eq!(c.backends.hub, HubKind::Redis);
+        assert_eq!(
+            c.backends.redis_url.as_deref(),
+            Some("redis://:pw@redis:6379/0")
+        );
+        // The URL alone selects nothing: the hub stays local.
+        let c = parse("[redis]\nurl = \"redis://redis:6379\"\n").unwrap();
+        assert_eq!(c.backends.hub, HubKind::Local);
+        assert!(c.backends.redis_url.is_none());
+    }
+
     #[cfg(all(feature = "s3", feature = "postgres"))]
     #[test]
     fn scaleout_settings() {
