@@ -164,7 +164,35 @@ fn spawn_cross_node_live(pg: &store::PgPool, live: Arc<api::live::Hub>) {
     });
 }
 
+/// Most open files the server asks for (every WebSocket, PutMedia connection and open segment
+/// file is a descriptor; 20,000 signaling sockets need more than the usual soft limit of 1,024).
+const FD_LIMIT_WANTED: u64 = 1 << 20;
+
+/// Raises the soft open-file limit toward the hard one; returns (before, after) if it changed.
+fn raise_fd_limit() -> Option<(u64, u64)> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let before = limit.current?; // None: unlimited already
+    let target = limit
+        .maximum
+        .map_or(FD_LIMIT_WANTED, |m| m.min(FD_LIMIT_WANTED));
+    if before >= target {
+        return None;
+    }
+    limit.current = Some(target);
+    match setrlimit(Resource::Nofile, limit) {
+        Ok(()) => Some((before, target)),
+        Err(e) => {
+            tracing::warn!(error = %e, before, "could not raise the open-file limit (ulimit -n)");
+            None
+        }
+    }
+}
+
 pub(crate) async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    if let Some((before, after)) = raise_fd_limit() {
+        tracing::info!(before, after, "raised the open-file limit (ulimit -n)");
+    }
     create_private_dir(&cfg.data_dir)?;
     let backends = open_backends(&cfg).await?;
     let token_key = match &cfg.token_key_file {
@@ -462,6 +490,23 @@ async fn attach_hub(
             let _ = state;
             Ok("local".to_owned())
         }
+    }
+}
+
+#[cfg(test)]
+mod fd_limit_tests {
+    #[test]
+    fn the_soft_limit_ends_at_the_hard_one() {
+        use rustix::process::{Resource, getrlimit};
+        let _ = super::raise_fd_limit();
+        let l = getrlimit(Resource::Nofile);
+        if let (Some(cur), Some(max)) = (l.current, l.maximum) {
+            assert_eq!(cur, max.min(super::FD_LIMIT_WANTED));
+        }
+        assert!(
+            super::raise_fd_limit().is_none(),
+            "a second call changes nothing"
+        );
     }
 }
 
