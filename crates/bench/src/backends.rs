@@ -1,7 +1,7 @@
 //! The scale-out backends for a benchmark, as private child processes: a PostgreSQL cluster
-//! (`initdb` into a temp dir, `postgres` on a spare loopback port) and an S3-compatible server
-//! (moto or s3s-fs) with one bucket. Each is stopped and its temp dir removed when dropped, also
-//! when the benchmark fails half-way.
+//! (`initdb` into a temp dir, `postgres` on a spare loopback port), an S3-compatible server
+//! (moto or s3s-fs) with one bucket, and a redis-server (`hub = "redis"`). Each is stopped and
+//! its temp dir removed when dropped, also when the benchmark fails half-way.
 //!
 //! PostgreSQL refuses to run as root, so as root both `initdb` and `postgres` run as the
 //! `postgres` user (else `nobody`), like `tests/e2e/test_scaleout.py`. Its data lives under the
@@ -339,6 +339,54 @@ impl Drop for S3Server {
     }
 }
 
+/// A private redis-server on a spare loopback port, without persistence (`--save ''
+/// --appendonly no`), for `hub = "redis"`. Killed when dropped.
+#[derive(Debug)]
+pub struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    /// Starts `bin` (e.g. `redis-server` from `PATH`) and waits until it listens.
+    pub fn start(bin: &Path) -> anyhow::Result<Redis> {
+        let port = free_port()?;
+        let child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            // Its working dir is where it would write a dump; none is written, but keep it
+            // out of the repository.
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!("starting {} (apt-get install redis-server)", bin.display())
+            })?;
+        let mut r = Redis { child, port };
+        wait_listening(&format!("127.0.0.1:{port}"), &mut r.child, "redis-server")?;
+        Ok(r)
+    }
+
+    /// The URL for `--redis-url`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +442,28 @@ mod tests {
         assert!(!dir.exists());
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
         let _ = std::fs::remove_dir_all(&parent);
+    }
+
+    /// A private redis-server answers PING and is gone once dropped. Skips where redis-server
+    /// is not installed.
+    #[test]
+    fn redis_starts_answers_and_stops() {
+        use std::io::{Read as _, Write as _};
+        let bin = Path::new("redis-server");
+        if Command::new(bin).arg("--version").output().is_err() {
+            eprintln!("SKIP: no redis-server on PATH (apt-get install redis-server)");
+            return;
+        }
+        let r = Redis::start(bin).expect("redis starts");
+        let addr = r.url().trim_start_matches("redis://").to_owned();
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        s.write_all(b"PING\r\n").expect("write");
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).expect("read");
+        assert_eq!(&buf[..n], b"+PONG\r\n");
+        let pid = r.pid();
+        drop(r);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     }
 
     fn tempfile_dir() -> PathBuf {

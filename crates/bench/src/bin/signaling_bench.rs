@@ -11,12 +11,24 @@
 //! 3. Idle: `--idle` connections (channels of 1 master + 9 viewers) that only stay open; the
 //!    server's RSS before and after.
 //!
+//! With `--cross-node` it instead measures `hub = "redis"` (several nodes sharing channels
+//! through Redis pub/sub): it starts a private PostgreSQL (the shared catalog), a redis-server and
+//! three openkvs: one plain node (local hub) and nodes A and B (`--catalog postgres --hub redis`).
+//! Per rate, three relay runs on fresh channels: the single node; masters and viewers both on A
+//! (the hub's cost when nothing crosses); masters on A and viewers on B (every message goes
+//! through Redis, viewer → B → Redis → A → master and back). RTT p50/p99/max and the CPU of A,
+//! B and redis-server per relayed message. No echo or idle runs in this mode.
+//!
 //! The per-connection rate stays under openkvs' default ICE_CANDIDATE limit (20/s, `kvs-api.md`
 //! §15.3). Needs `ulimit -n` above `--idle` + a few thousand for both processes:
 //!
 //! ```sh
 //! cargo build --release -p openkvs-server -p openkvs-bench
 //! (ulimit -n 65536; target/release/signaling_bench --server target/release/openkvs)
+//! # across nodes (PostgreSQL and redis-server installed):
+//! cargo build --release -p openkvs-server --no-default-features \
+//!     --features openkvs-server/postgres,openkvs-server/redis -p openkvs-bench
+//! target/release/signaling_bench --server target/release/openkvs --cross-node
 //! ```
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -31,7 +43,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::Parser;
 use futures_util::{SinkExt as _, StreamExt as _};
+use openkvs_bench::backends::{self, Postgres, Redis};
 use openkvs_bench::http::{self, Target};
+use openkvs_bench::server::Server;
 use openkvs_bench::{percentile, procstat};
 use tokio::net::TcpSocket;
 use tokio::sync::Mutex;
@@ -44,18 +58,32 @@ struct Args {
     /// The openkvs binary to start (a release build gives representative numbers).
     #[arg(long, default_value = "target/release/openkvs")]
     server: PathBuf,
-    /// Active channels (one master + one viewer each) for the relay runs.
-    #[arg(long, default_value_t = 1000)]
-    channels: usize,
+    /// Active channels (one master + one viewer each) for the relay runs. [default: 1000;
+    /// 200 with --cross-node]
+    #[arg(long)]
+    channels: Option<usize>,
     /// Comma-separated messages per second per viewer, one relay run (and one echo run) each.
-    #[arg(long, default_value = "5,10,19")]
-    rates: String,
+    /// [default: 5,10,19; 5 with --cross-node]
+    #[arg(long)]
+    rates: Option<String>,
     /// Seconds per run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Idle connections for the RSS measurement (0 skips it).
+    /// Idle connections for the RSS measurement (0 skips it; not run with --cross-node).
     #[arg(long, default_value_t = 20_000)]
     idle: usize,
+    /// Measure `hub = "redis"` instead: a single node, two nodes with master and viewer on the
+    /// same node, and two nodes with master on A and viewer on B (PostgreSQL + redis-server are
+    /// started here).
+    #[arg(long)]
+    cross_node: bool,
+    /// The redis-server binary for --cross-node.
+    #[arg(long, default_value = "redis-server")]
+    redis_server: PathBuf,
+    /// Directory with PostgreSQL's `initdb` and `postgres` for --cross-node [default: the newest
+    /// /usr/lib/postgresql/<version>/bin].
+    #[arg(long)]
+    pg_bin: Option<PathBuf>,
     /// Data directory parent (a temp dir under it is used and removed).
     #[arg(long, default_value = "target/bench-data")]
     data: PathBuf,
@@ -309,22 +337,30 @@ fn sender_of(text: &str) -> Option<&str> {
 struct RunResult {
     p50_us: f64,
     p99_us: f64,
+    max_us: f64,
     delivered_per_s: f64,
-    cpu_us_per_msg: f64,
+    /// CPU time per delivered message of each process in `pids`, in order.
+    cpu_us_per_msg: Vec<f64>,
     errors: u64,
 }
 
-/// Runs viewers at `rate` for `secs`; `masters` (if any) were started already.
+fn cpu_all(pids: &[u32]) -> Vec<f64> {
+    pids.iter()
+        .map(|&p| procstat::cpu_seconds(p).unwrap_or(f64::NAN))
+        .collect()
+}
+
+/// Runs viewers at `rate` for `secs`; `masters` (if any) were started already. The CPU of every
+/// process in `pids` is sampled over the measured window.
 async fn run_load(
     viewers: Vec<Ws>,
     rate: u32,
     secs: u64,
     signaling: bool,
     st: Arc<Stats>,
-    pid: u32,
+    pids: &[u32],
 ) -> RunResult {
     let stop = Arc::new(AtomicBool::new(false));
-    let cpu0 = procstat::cpu_seconds(pid).unwrap_or(0.0);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for ws in viewers {
@@ -340,11 +376,11 @@ async fn run_load(
     tokio::time::sleep(Duration::from_secs(1)).await;
     st.measuring.store(true, Ordering::Relaxed);
     let d0 = st.delivered.load(Ordering::Relaxed);
-    let cpu1 = procstat::cpu_seconds(pid).unwrap_or(cpu0);
+    let cpu1 = cpu_all(pids);
     let m0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let d1 = st.delivered.load(Ordering::Relaxed);
-    let cpu2 = procstat::cpu_seconds(pid).unwrap_or(cpu1);
+    let cpu2 = cpu_all(pids);
     let elapsed = m0.elapsed().as_secs_f64();
     st.measuring.store(false, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
@@ -358,12 +394,19 @@ async fn run_load(
     RunResult {
         p50_us: percentile(&rtts, 50.0),
         p99_us: percentile(&rtts, 99.0),
+        max_us: rtts.last().copied().unwrap_or(f64::NAN),
         delivered_per_s: delivered / elapsed,
-        cpu_us_per_msg: if delivered > 0.0 {
-            (cpu2 - cpu1) * 1e6 / delivered
-        } else {
-            f64::NAN
-        },
+        cpu_us_per_msg: cpu1
+            .iter()
+            .zip(&cpu2)
+            .map(|(c1, c2)| {
+                if delivered > 0.0 {
+                    (c2 - c1) * 1e6 / delivered
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect(),
         errors: st.errors.load(Ordering::Relaxed),
     }
 }
@@ -451,17 +494,19 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(bench(a))
+    // On Ctrl-C the run future is dropped, and with it every child process and temp dir.
+    rt.block_on(async {
+        tokio::select! {
+            r = async { if a.cross_node { cross_node(a).await } else { bench(a).await } } => r,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        }
+    })
 }
 
 async fn bench(a: Args) -> anyhow::Result<()> {
     epoch();
-    let rates: Vec<u32> = a
-        .rates
-        .split(',')
-        .map(|s| s.trim().parse())
-        .collect::<Result<_, _>>()
-        .context("--rates")?;
+    let rates = parse_rates(a.rates.as_deref().unwrap_or("5,10,19"))?;
+    let channels = a.channels.unwrap_or(1000);
     let dir = a.data.join(format!("signaling-{}", std::process::id()));
     let (server, addr) = start_openkvs(&a.server, &dir)?;
     let pid = server.0.id();
@@ -474,12 +519,12 @@ async fn bench(a: Args) -> anyhow::Result<()> {
     let rss_start = procstat::rss_mib(pid).unwrap_or(f64::NAN);
 
     // ------------------------------------------------------------ relay
-    let arns = create_channels(&t, "relay", a.channels).await?;
+    let arns = create_channels(&t, "relay", channels).await?;
     let wss = wss_endpoint(&t, &arns[0]).await?;
     println!(
         "openkvs {} | {} channels (1 master + 1 viewer each) | {} s per run | frames ~{} B",
         a.server.display(),
-        a.channels,
+        channels,
         a.seconds,
         viewer_frame(now_ns(), true).len()
     );
@@ -523,18 +568,18 @@ async fn bench(a: Args) -> anyhow::Result<()> {
             masters.push(tokio::spawn(master_loop(m, st.clone())));
             viewers.push(v);
         }
-        let r = run_load(viewers, rate, a.seconds, true, st.clone(), pid).await;
+        let r = run_load(viewers, rate, a.seconds, true, st.clone(), &[pid]).await;
         for m in masters {
             m.abort();
         }
         // Relayed messages: viewer→master and master→viewer both count.
-        let offered = 2.0 * a.channels as f64 * f64::from(rate);
+        let offered = 2.0 * channels as f64 * f64::from(rate);
         print_row("openkvs relay", rate, offered, &r);
 
         // Echo: the same number of connections (2 per channel), all sending.
         let st = Arc::new(Stats::default());
         let mut conns = Vec::new();
-        for i in 0..2 * a.channels {
+        for i in 0..2 * channels {
             conns.push(tokio::spawn(async move {
                 let s = tcp(echo_addr, i).await?;
                 let (ws, _) =
@@ -546,7 +591,7 @@ async fn bench(a: Args) -> anyhow::Result<()> {
         for c in conns {
             viewers.push(c.await??);
         }
-        let r = run_load(viewers, rate, a.seconds, false, st, echo_pid).await;
+        let r = run_load(viewers, rate, a.seconds, false, st, &[echo_pid]).await;
         print_row("tokio-tungstenite echo", rate, offered, &r);
     }
     let rss_after_relay = procstat::rss_mib(pid).unwrap_or(f64::NAN);
@@ -618,7 +663,215 @@ fn print_row(name: &str, rate: u32, offered: f64, r: &RunResult) {
         r.delivered_per_s,
         r.p50_us / 1000.0,
         r.p99_us / 1000.0,
-        r.cpu_us_per_msg,
+        r.cpu_us_per_msg[0],
+        if r.errors > 0 {
+            format!(" ({} send errors)", r.errors)
+        } else {
+            String::new()
+        }
+    );
+}
+
+fn parse_rates(s: &str) -> anyhow::Result<Vec<u32>> {
+    s.split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()
+        .context("--rates")
+}
+
+// ---------------------------------------------------------------- across nodes
+
+/// One openkvs node as the load generator reaches it.
+#[derive(Debug, Clone)]
+struct Node {
+    t: Target,
+    sock: SocketAddr,
+    wss: String,
+}
+
+impl Node {
+    /// `server`, with the WSS endpoint it hands out for `arn` (its own address).
+    async fn of(server: &Server, arn: &str) -> anyhow::Result<Node> {
+        let t = server.target();
+        let wss = wss_endpoint(&t, arn).await?;
+        Ok(Node {
+            sock: server.addr.parse()?,
+            t,
+            wss,
+        })
+    }
+}
+
+/// One relay run on fresh connections: per channel a MASTER on `m` (connected first, so its node
+/// runs the channel) and a VIEWER on `v`.
+async fn relay_run(
+    m: &Node,
+    v: &Node,
+    arns: &[String],
+    rate: u32,
+    secs: u64,
+    pids: &[u32],
+) -> anyhow::Result<RunResult> {
+    let st = Arc::new(Stats::default());
+    let mut conns = Vec::new();
+    for (i, arn) in arns.iter().enumerate() {
+        let (m, v, arn) = (m.clone(), v.clone(), arn.clone());
+        conns.push(tokio::spawn(async move {
+            let mw = connect_signaling(&m.t, m.sock, &m.wss, &arn, None, 2 * i).await?;
+            let vw = connect_signaling(
+                &v.t,
+                v.sock,
+                &v.wss,
+                &arn,
+                Some(&format!("v{i}")),
+                2 * i + 1,
+            )
+            .await?;
+            Ok::<_, anyhow::Error>((mw, vw))
+        }));
+    }
+    let mut masters = Vec::new();
+    let mut viewers = Vec::new();
+    for c in conns {
+        let (mw, vw) = c.await??;
+        masters.push(tokio::spawn(master_loop(mw, st.clone())));
+        viewers.push(vw);
+    }
+    let r = run_load(viewers, rate, secs, true, st, pids).await;
+    for m in masters {
+        m.abort();
+    }
+    Ok(r)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The servers' log dir, removed when dropped (also on Ctrl-C) unless forgotten.
+struct LogDir(PathBuf);
+
+impl Drop for LogDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `--cross-node`: the single node against two nodes joined by `hub = "redis"`.
+async fn cross_node(a: Args) -> anyhow::Result<()> {
+    epoch();
+    let dir = a
+        .data
+        .join(format!("signaling-nodes-{}", std::process::id()));
+    let logs = LogDir(dir.clone());
+    match cross_node_run(&a, &dir).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            // Every child process is stopped by now; keep the servers' logs.
+            std::mem::forget(logs);
+            Err(e.context(format!("server logs kept in {}", dir.display())))
+        }
+    }
+}
+
+async fn cross_node_run(a: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
+    let rates = parse_rates(a.rates.as_deref().unwrap_or("5"))?;
+    let channels = a.channels.unwrap_or(200);
+    let pg_bin = backends::find_pg_bin(a.pg_bin.as_deref())?;
+    for n in ["single", "a", "b"] {
+        std::fs::create_dir_all(dir.join(n))?;
+    }
+    // Declared before the nodes, so dropped (stopped) after them, also on error or Ctrl-C.
+    let pg = Postgres::start(&pg_bin)?;
+    let redis = Redis::start(&a.redis_server)?;
+    let hub_args: Vec<String> = [
+        "--catalog",
+        "postgres",
+        "--postgres-url",
+        &pg.url(),
+        "--hub",
+        "redis",
+        "--redis-url",
+        &redis.url(),
+    ]
+    .map(str::to_owned)
+    .into();
+    let single = Server::start(&a.server, &dir.join("single"))?;
+    // A first: it creates the catalog's tables.
+    let node_a = Server::start_with(&a.server, &dir.join("a"), &hub_args, &[])?;
+    let node_b = Server::start_with(&a.server, &dir.join("b"), &hub_args, &[])?;
+    let hub_pids = [node_a.pid(), node_b.pid(), redis.pid()];
+
+    println!(
+        "openkvs {} | {} channels (1 master + 1 viewer each) | {} s per run | frames ~{} B",
+        a.server.display(),
+        channels,
+        a.seconds,
+        viewer_frame(now_ns(), true).len()
+    );
+    println!(
+        "nodes A and B: --catalog postgres (one private PostgreSQL) --hub redis (one redis-server); single node: embedded catalog, hub local"
+    );
+    println!("load average at start: {}", load_average());
+    println!();
+    println!(
+        "| setup | msgs/s per viewer | offered msgs/s | delivered msgs/s | RTT p50 | RTT p99 | RTT max | openkvs A CPU per msg | openkvs B CPU per msg | redis-server CPU per msg |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for &rate in &rates {
+        let offered = 2.0 * channels as f64 * f64::from(rate);
+
+        let arns = create_channels(&single.target(), &format!("single-{rate}"), channels).await?;
+        let n = Node::of(&single, &arns[0]).await?;
+        let r = relay_run(&n, &n, &arns, rate, a.seconds, &[single.pid()]).await?;
+        print_cross_row("1 node (hub = local)", rate, offered, &r);
+        // Let the finished channels' tasks end (and release their Redis leases) between runs.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+
+        let arns = create_channels(&node_a.target(), &format!("same-{rate}"), channels).await?;
+        let na = Node::of(&node_a, &arns[0]).await?;
+        let nb = Node::of(&node_b, &arns[0]).await?;
+        let r = relay_run(&na, &na, &arns, rate, a.seconds, &hub_pids).await?;
+        print_cross_row(
+            "2 nodes (hub = redis), master + viewer on A",
+            rate,
+            offered,
+            &r,
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+
+        let arns = create_channels(&node_a.target(), &format!("cross-{rate}"), channels).await?;
+        let r = relay_run(&na, &nb, &arns, rate, a.seconds, &hub_pids).await?;
+        print_cross_row(
+            "2 nodes (hub = redis), master on A, viewer on B",
+            rate,
+            offered,
+            &r,
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    println!();
+    println!("load average at end: {}", load_average());
+    Ok(())
+}
+
+fn print_cross_row(name: &str, rate: u32, offered: f64, r: &RunResult) {
+    let cpu = |i: usize| {
+        r.cpu_us_per_msg
+            .get(i)
+            .map_or_else(|| "–".to_owned(), |c| format!("{c:.1} µs"))
+    };
+    println!(
+        "| {name} | {rate} | {offered:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {} |{}",
+        r.delivered_per_s,
+        r.p50_us / 1000.0,
+        r.p99_us / 1000.0,
+        r.max_us / 1000.0,
+        cpu(0),
+        cpu(1),
+        cpu(2),
         if r.errors > 0 {
             format!(" ({} send errors)", r.errors)
         } else {
