@@ -94,55 +94,58 @@ def topology(backends, tmp_path_factory):  # noqa: F811
     key_file.chmod(0o600)
     redis = Redis(shutil.which("redis-server"))
     redis.start()
-    # coturn with the compose file's own command line, on a spare port and a private state dir.
-    turn_port = free_port()
-    args = [_substitute(a, {}) for a in _compose()["services"]["coturn"]["command"]]
-    args = [f"--listening-port={turn_port}" if a.startswith("--listening-port=") else a
-            for a in args]
-    coturn = subprocess.Popen(["turnserver", *args, "--listening-ip=127.0.0.1",
-                               "--relay-ip=127.0.0.1", "--no-tcp",
-                               # test only: the peer of the allocation is on loopback here
-                               "--allow-loopback-peers",
-                               f"--pidfile={base / 'turn.pid'}", f"--log-file={base / 'turn.log'}",
-                               "--min-port=50000", "--max-port=50999"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pg_port = int(backends["pg_url"].rsplit(":", 1)[1].split("/")[0])
-    # The compose file's database user and name (POSTGRES_USER/POSTGRES_DB of its postgres
-    # service); the test server trusts loopback, so the password is not checked.
-    pg_env = _compose()["services"]["postgres"]["environment"]
-    psql = shutil.which("psql")
-    if not psql:
-        _missing("psql (Debian postgresql-client)")
-    for sql in (f'CREATE ROLE "{pg_env["POSTGRES_USER"]}" LOGIN',
-                f'CREATE DATABASE "{pg_env["POSTGRES_DB"]}" OWNER "{pg_env["POSTGRES_USER"]}"'):
-        subprocess.run([psql, backends["pg_url"], "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
-                       check=True, capture_output=True, timeout=30)
-    port_a, port_b = free_port(), free_port()
-    ports = {"a": f"http://127.0.0.1:{port_a}", "b": f"http://127.0.0.1:{port_b}",
-             "pg": pg_port, "s3_url": backends["s3_url"], "redis_url": redis.url,
-             "turn": turn_port}
-    # What the compose file's s3-init service does: create the nodes' bucket.
-    bucket = _compose()["services"]["openkvs-a"]["environment"]["OPENKVS_S3_BUCKET"]
-    boto3.client("s3", endpoint_url=backends["s3_url"], region_name="us-east-1",
-                 aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET
-                 ).create_bucket(Bucket=bucket)
+    coturn = None
     nodes = []
-    for name, service, port in (("a", "openkvs-a", port_a), ("b", "openkvs-b", port_b)):
-        env = _node_env(service, ports, key_file)
-        creds = (env.pop("OPENKVS_ACCESS_KEY_ID"), env.pop("OPENKVS_SECRET_ACCESS_KEY"))
-        n = ServerProcess(base / name, port=port, log_dir=base / f"logs-{name}",
-                          credentials=creds, env=env)
-        n.start()
-        nodes.append(n)
     try:
+        # coturn with the compose file's own command line, on a spare port and a private state dir.
+        turn_port = free_port()
+        args = [_substitute(a, {}) for a in _compose()["services"]["coturn"]["command"]]
+        args = [f"--listening-port={turn_port}" if a.startswith("--listening-port=") else a
+                for a in args]
+        coturn = subprocess.Popen(["turnserver", *args, "--listening-ip=127.0.0.1",
+                                   "--relay-ip=127.0.0.1", "--no-tcp",
+                                   # test only: the peer of the allocation is on loopback here
+                                   "--allow-loopback-peers",
+                                   f"--pidfile={base / 'turn.pid'}", f"--log-file={base / 'turn.log'}",
+                                   "--min-port=50000", "--max-port=50999"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pg_port = int(backends["pg_url"].rsplit(":", 1)[1].split("/")[0])
+        # The compose file's database user and name (POSTGRES_USER/POSTGRES_DB of its postgres
+        # service); the test server trusts loopback, so the password is not checked.
+        pg_env = _compose()["services"]["postgres"]["environment"]
+        psql = shutil.which("psql")
+        if not psql:
+            _missing("psql (Debian postgresql-client)")
+        for sql in (f'CREATE ROLE "{pg_env["POSTGRES_USER"]}" LOGIN',
+                    f'CREATE DATABASE "{pg_env["POSTGRES_DB"]}" OWNER "{pg_env["POSTGRES_USER"]}"'):
+            subprocess.run([psql, backends["pg_url"], "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+                           check=True, capture_output=True, timeout=30)
+        port_a, port_b = free_port(), free_port()
+        ports = {"a": f"http://127.0.0.1:{port_a}", "b": f"http://127.0.0.1:{port_b}",
+                 "pg": pg_port, "s3_url": backends["s3_url"], "redis_url": redis.url,
+                 "turn": turn_port}
+        # What the compose file's s3-init service does: create the nodes' bucket.
+        bucket = _compose()["services"]["openkvs-a"]["environment"]["OPENKVS_S3_BUCKET"]
+        boto3.client("s3", endpoint_url=backends["s3_url"], region_name="us-east-1",
+                     aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET
+                     ).create_bucket(Bucket=bucket)
+        for name, service, port in (("a", "openkvs-a", port_a), ("b", "openkvs-b", port_b)):
+            env = _node_env(service, ports, key_file)
+            creds = (env.pop("OPENKVS_ACCESS_KEY_ID"), env.pop("OPENKVS_SECRET_ACCESS_KEY"))
+            n = ServerProcess(base / name, port=port, log_dir=base / f"logs-{name}",
+                              credentials=creds, env=env)
+            nodes.append(n)
+            n.start()
         time.sleep(0.5)
         assert coturn.poll() is None, (base / "turn.log").read_text()[-2000:]
         yield {"a": nodes[0], "b": nodes[1], "turn_port": turn_port, "bucket": bucket}
     finally:
+        # Also when a start above failed: nothing this fixture started outlives it.
         for n in nodes:
             n.kill()
-        coturn.kill()
-        coturn.wait()
+        if coturn is not None:
+            coturn.kill()
+            coturn.wait()
         redis.stop()
 
 

@@ -82,11 +82,13 @@ def nodes(backends, redis, tmp_path_factory):  # noqa: F811
         _missing("an openkvs binary built with --features redis")
     base = tmp_path_factory.mktemp("signodes")
     a, b = _node(base, "a", backends, redis), _node(base, "b", backends, redis)
-    a.start()
-    b.start()
-    yield a, b
-    for n in (a, b):
-        n.kill()
+    try:
+        a.start()
+        b.start()
+        yield a, b
+    finally:
+        for n in (a, b):
+            n.kill()
 
 
 def _ws(node: ServerProcess, arn: str, client_id: str | None = None) -> WebSocket:
@@ -208,9 +210,9 @@ def test_dead_owner_node_drops_relayed_viewers_and_another_node_takes_over(
     if not _has_redis_feature():
         _missing("an openkvs binary built with --features redis")
     c, d = _node(tmp_path, "c", backends, redis), _node(tmp_path, "d", backends, redis)
-    c.start()
-    d.start()
     try:
+        c.start()
+        d.start()
         arn = c.client().create_signaling_channel(ChannelName=unique("dead"))["ChannelARN"]
         master = _connect(c, arn)
         viewer = _connect(d, arn, "v-d")
