@@ -142,6 +142,22 @@ def push_gops(endpoint: str, name: str, gops: list[mkvgen.GenFragment], head: by
     return pm
 
 
+def push_live_gops(endpoint: str, name: str, count: int) -> tuple[list, list]:
+    """`count` one-second GOPs stamped from now, 0.4 s apart, in one session that must end with
+    every one PERSISTED and no ERROR; returns the GOPs sent and the PERSISTED acks."""
+    start_tc = int(time.time() * 1000)
+    head, _, _ = mkvgen.stream(0, start_tc=start_tc)
+    gops = [mkvgen.gop(start_tc + i * 1000) for i in range(count)]
+    pm = push_gops(endpoint, name, gops, head, gap=0.4)
+    assert pm.wait_persisted(count, 20), pm.describe()
+    pm.finish()
+    pm.wait_done(10)
+    pm.close()
+    acks = kp.events(pm.acks, "PERSISTED")
+    assert len(acks) == count and not kp.events(pm.acks, "ERROR"), pm.describe()
+    return gops, acks
+
+
 def test_get_media_now_on_b_follows_ingest_on_a(nodes):
     a, b = nodes
     name = unique("live-gm")
@@ -150,17 +166,8 @@ def test_get_media_now_on_b_follows_ingest_on_a(nodes):
     col = ChunkCollector(b, name, {"StartSelectorType": "NOW"})
     try:
         time.sleep(0.5)
-        start_tc = int(time.time() * 1000)
-        head, _, gen = mkvgen.stream(0, start_tc=start_tc)
-        gops = [mkvgen.gop(start_tc + i * 1000) for i in range(8)]
-        pm = push_gops(a.endpoint, name, gops, head, gap=0.4)
-        assert pm.wait_persisted(len(gops), 20), pm.describe()
-        pm.finish()
-        pm.wait_done(10)
-        pm.close()
-        acks = kp.events(pm.acks, "PERSISTED")
+        gops, acks = push_live_gops(a.endpoint, name, 8)
         numbers = [x.number for x in acks]
-        assert len(numbers) == len(gops) and not kp.events(pm.acks, "ERROR"), pm.describe()
         assert col.wait_for(set(numbers), 10), (numbers, col.numbers())
         # Every fragment, once, in order, with the producer's frames.
         assert col.numbers() == numbers, (col.numbers(), numbers)
@@ -462,15 +469,7 @@ def test_postgres_restart_during_ingest(backends, key_file, tmp_path, down_s):  
         col2 = _retry(lambda: ChunkCollector(b, name, {"StartSelectorType": "NOW"}))
         try:
             time.sleep(1.0)
-            start_tc2 = int(time.time() * 1000)
-            head2, _, _ = mkvgen.stream(0, start_tc=start_tc2)
-            gops2 = [mkvgen.gop(start_tc2 + i * 1000) for i in range(6)]
-            pm2 = push_gops(a.endpoint, name, gops2, head2, gap=0.4)
-            assert pm2.wait_persisted(len(gops2), 20), pm2.describe()
-            pm2.finish()
-            pm2.wait_done(10)
-            pm2.close()
-            acks2 = kp.events(pm2.acks, "PERSISTED")
+            _, acks2 = push_live_gops(a.endpoint, name, 6)
             assert col2.wait_for({x.number for x in acks2}, 10), col2.numbers()
             lat = [col2.arrival(x.number) - x.at for x in acks2]
         finally:

@@ -162,13 +162,7 @@ impl Postgres {
             .stdout(Stdio::null())
             .stderr(log.try_clone()?)
             .status();
-        let init = match init {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e).context("running initdb");
-            }
-        };
+        let init = or_remove_dir(init, &dir, || "running initdb".into())?;
         if !init.success() {
             let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
             let _ = std::fs::remove_dir_all(&dir);
@@ -185,13 +179,7 @@ impl Postgres {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn();
-        let child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e).context("starting postgres");
-            }
-        };
+        let child = or_remove_dir(child, &dir, || "starting postgres".into())?;
         let mut pg = Postgres {
             child,
             bin: bin.to_owned(),
@@ -302,13 +290,7 @@ impl S3Server {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn();
-        let child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e).with_context(|| format!("starting {}", bin.display()));
-            }
-        };
+        let child = or_remove_dir(child, &dir, || format!("starting {}", bin.display()))?;
         let mut s3 = S3Server { child, addr, dir };
         wait_listening(&s3.addr, &mut s3.child, kind.name())?;
         let t = Target {
@@ -385,6 +367,19 @@ impl Drop for Redis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `r`, or else the error with `what` as its context, after removing `dir` (the server's temp
+/// dir, which nothing would clean up once the start failed).
+fn or_remove_dir<T>(
+    r: std::io::Result<T>,
+    dir: &Path,
+    what: impl FnOnce() -> String,
+) -> anyhow::Result<T> {
+    r.or_else(|e| {
+        let _ = std::fs::remove_dir_all(dir);
+        Err(e).with_context(what)
+    })
 }
 
 #[cfg(test)]
